@@ -1,0 +1,21 @@
+//! The sandbox of cowl: namespaces, the overlay view of the host, the
+//! process model and the policy applied before the app runs.
+//!
+//! This is the only crate of cowl with `unsafe` code; every system call goes
+//! through [`sys`]. Nothing here may start a thread: namespaces are
+//! per-process, and the spawn path forks.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod mountinfo;
+pub mod net;
+pub mod plan;
+pub mod process;
+pub mod pty;
+pub mod rootfs;
+pub mod security;
+pub mod spawn;
+pub mod sys;
+
+pub use error::{SandboxError, SetupError};
+pub use plan::{Plan, Spec};

@@ -1,0 +1,368 @@
+//! From what the user asked for (`Spec`, plain data) to what will be mounted
+//! (`Plan`, resolved against the host's filesystem and mount table).
+//!
+//! Resolving reads directories and the mount table but changes nothing, so
+//! `cowl run --dry-run --json` can print exactly what a run would do.
+
+use crate::mountinfo::MountEntry;
+use cowl_store::{Mode, NetMode};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+/// What the user asked for: validated, but not yet looked up anywhere.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The box name, also the hostname inside.
+    pub box_name: String,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Identity mapping.
+    pub mode: Mode,
+    /// Network policy.
+    pub net: NetMode,
+    /// The caller's working directory, kept inside when it exists there.
+    pub cwd: PathBuf,
+}
+
+/// Host directories that a box never sees: it has its own, in its layer.
+pub const PRIVATE_DIRS: [&str; 2] = ["/tmp", "/var/tmp"];
+
+/// Host directories replaced by fresh kernel filesystems inside the box.
+pub const SPECIAL_DIRS: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// The lower base of one overlay, under the box's versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Base {
+    /// The host directory at the same path.
+    Host,
+    /// A directory the kernel will not take as a lower layer in a user
+    /// namespace because host mounts lie below it: a skeleton of its entries
+    /// (empty directories, the same symlinks, placeholders for files that are
+    /// bound read-only from the host) over which each child is placed.
+    Skeleton {
+        /// The directory's entries.
+        entries: Vec<SkeletonEntry>,
+    },
+    /// Nothing of the host: the box's own directory (`/tmp`, `/var/tmp`).
+    Empty,
+    /// Cannot be overlaid: the host directory bound read-only.
+    ReadOnly {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One entry of a skeleton directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkeletonEntry {
+    /// Its name.
+    pub name: PathBuf,
+    /// What it is.
+    #[serde(flatten)]
+    pub kind: SkeletonKind,
+}
+
+/// What a skeleton entry is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SkeletonKind {
+    /// A directory; something is mounted on it.
+    Dir {
+        /// Its host mode.
+        mode: u32,
+    },
+    /// A symlink, recreated with the same target.
+    Symlink {
+        /// The link's target.
+        target: PathBuf,
+    },
+    /// A file (or socket or fifo) bound read-only from the host.
+    File,
+}
+
+/// One overlay (or read-only view) of the box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerMount {
+    /// Where it is seen inside the box (and, for `Base::Host`, the host path).
+    pub path: PathBuf,
+    /// The box's frozen layers for this path, newest first.
+    pub versions: Vec<PathBuf>,
+    /// The lowest layer.
+    pub base: Base,
+}
+
+impl LayerMount {
+    /// The path of this layer's upper relative to the live layer's root.
+    pub fn upper_rel(&self) -> PathBuf {
+        rel(&self.path)
+    }
+}
+
+/// Everything a run needs, resolved: printed by `cowl run --dry-run --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The box name and hostname.
+    pub box_name: String,
+    /// Identity mapping.
+    pub mode: Mode,
+    /// Network policy.
+    pub net: NetMode,
+    /// The command.
+    pub command: Vec<String>,
+    /// Working directory inside, when it exists there.
+    pub cwd: PathBuf,
+    /// The box directory in the store.
+    pub box_dir: PathBuf,
+    /// Paths masked by an empty read-only filesystem: the store.
+    pub hidden: Vec<PathBuf>,
+    /// The overlays, shallowest first; the first is `/`.
+    pub layers: Vec<LayerMount>,
+}
+
+/// A path relative to `/` ("" for the root itself).
+pub fn rel(p: &Path) -> PathBuf {
+    p.strip_prefix("/")
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn depth(p: &Path) -> usize {
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count()
+}
+
+fn is_under_any(p: &Path, roots: &[&str]) -> bool {
+    roots.iter().any(|r| p.starts_with(r))
+}
+
+/// Resolves a spec against the host.
+///
+/// * `box_dir`: the box's directory; `store`: the store root, hidden inside.
+/// * `versions`: the box's frozen layer roots, newest first.
+/// * `mounts`: the host's mount table.
+pub fn resolve(
+    spec: &Spec,
+    box_dir: &Path,
+    store: &Path,
+    versions: &[PathBuf],
+    mounts: &[MountEntry],
+) -> Plan {
+    // Every mount point of the host except the root and the kernel's own
+    // trees. Mounts under the store count: they still lock what is above them.
+    let points: BTreeSet<PathBuf> = mounts
+        .iter()
+        .map(|m| m.mount_point.clone())
+        .filter(|p| p != Path::new("/") && !is_under_any(p, &SPECIAL_DIRS))
+        .collect();
+    let mut layers = Vec::new();
+    match spec.mode {
+        Mode::System => place_privileged(&points, store, &mut layers),
+        Mode::Rootless => place_rootless(Path::new("/"), &points, store, &mut layers),
+    }
+    // A private directory below an overlaid one is mounted on top of it.
+    for p in PRIVATE_DIRS.map(Path::new) {
+        if !layers.iter().any(|l| l.path == p) && p.is_dir() {
+            layers.push(layer(p, Base::Empty));
+        }
+    }
+    for l in &mut layers {
+        let r = l.upper_rel();
+        l.versions = versions
+            .iter()
+            .map(|v| v.join(&r))
+            .filter(|p| {
+                std::fs::symlink_metadata(p)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false)
+            })
+            .collect();
+    }
+    layers.sort_by(|a, b| {
+        depth(&a.path)
+            .cmp(&depth(&b.path))
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    Plan {
+        box_name: spec.box_name.clone(),
+        mode: spec.mode,
+        net: spec.net,
+        command: spec.command.clone(),
+        cwd: spec.cwd.clone(),
+        box_dir: box_dir.to_owned(),
+        hidden: vec![store.to_owned()],
+        layers,
+    }
+}
+
+fn layer(path: &Path, base: Base) -> LayerMount {
+    LayerMount {
+        path: path.to_owned(),
+        versions: Vec::new(),
+        base,
+    }
+}
+
+/// As real root with the mount namespace made before the user namespace,
+/// host mounts are not locked: one overlay of `/`, and one per nested mount.
+fn place_privileged(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
+    out.push(layer(Path::new("/"), Base::Host));
+    for p in points {
+        if is_under_any(p, &PRIVATE_DIRS) || p.starts_with(store) {
+            continue;
+        }
+        out.push(layer(p, Base::Host));
+    }
+}
+
+/// In a user namespace the kernel refuses a lower layer that has mounts
+/// below it ("failed to clone lowerpath"): such directories become skeletons
+/// and each child is placed on its own.
+fn place_rootless(dir: &Path, points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
+    let has_mounts_below = points
+        .range(dir.to_path_buf()..)
+        .take_while(|p| p.starts_with(dir))
+        .any(|p| p != dir);
+    if dir != Path::new("/") && !has_mounts_below {
+        out.push(layer(dir, Base::Host));
+        return;
+    }
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            out.push(layer(
+                dir,
+                Base::ReadOnly {
+                    reason: format!("cannot list it to place the mounts below it: {e}"),
+                },
+            ));
+            return;
+        }
+    };
+    let mut entries = Vec::new();
+    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ft = md.file_type();
+        let kind = if ft.is_symlink() {
+            match std::fs::read_link(&path) {
+                Ok(target) => SkeletonKind::Symlink { target },
+                Err(_) => continue,
+            }
+        } else if ft.is_dir() {
+            let p = path.as_path();
+            if SPECIAL_DIRS.iter().any(|s| Path::new(s) == p) {
+                // Mounted fresh by the sandbox.
+            } else if PRIVATE_DIRS.iter().any(|s| Path::new(s) == p) {
+                out.push(layer(p, Base::Empty));
+            } else if p == store {
+                // Masked: nothing of it is placed.
+            } else {
+                place_rootless(p, points, store, out);
+            }
+            SkeletonKind::Dir {
+                mode: md.mode() & 0o7777,
+            }
+        } else if ft.is_file() || ft.is_socket() || ft.is_fifo() {
+            SkeletonKind::File
+        } else {
+            continue;
+        };
+        entries.push(SkeletonEntry {
+            name: PathBuf::from(name),
+            kind,
+        });
+    }
+    if dir == Path::new("/") {
+        for p in PRIVATE_DIRS {
+            let p = Path::new(p);
+            if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
+                entries.push(SkeletonEntry {
+                    name: rel(p),
+                    kind: SkeletonKind::Dir { mode: 0o1777 },
+                });
+                out.push(layer(p, Base::Empty));
+            }
+        }
+    }
+    out.push(layer(dir, Base::Skeleton { entries }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: Mode) -> Spec {
+        Spec {
+            box_name: "t".into(),
+            command: vec!["true".into()],
+            mode,
+            net: NetMode::None,
+            cwd: "/".into(),
+        }
+    }
+
+    fn mounts(points: &[&str]) -> Vec<MountEntry> {
+        points
+            .iter()
+            .map(|p| MountEntry {
+                mount_point: p.into(),
+                fstype: "ext4".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn system_mode_is_one_overlay_of_root_plus_each_nested_mount() {
+        let m = mounts(&[
+            "/",
+            "/proc",
+            "/proc/sys/fs/binfmt_misc",
+            "/boot",
+            "/boot/efi",
+            "/tmp/x",
+            "/store/a",
+        ]);
+        let plan = resolve(
+            &spec(Mode::System),
+            Path::new("/store/boxes/t"),
+            Path::new("/store"),
+            &[],
+            &m,
+        );
+        let paths: Vec<_> = plan
+            .layers
+            .iter()
+            .map(|l| l.path.to_str().unwrap_or(""))
+            .collect();
+        assert_eq!(paths, ["/", "/boot", "/tmp", "/boot/efi", "/var/tmp"]);
+        assert_eq!(plan.layers[0].base, Base::Host);
+        assert_eq!(plan.layers[1].base, Base::Empty);
+    }
+
+    #[test]
+    fn rootless_root_is_a_skeleton_and_leaves_are_host_overlays() {
+        let m = mounts(&["/", "/proc", "/dev", "/sys"]);
+        let plan = resolve(
+            &spec(Mode::Rootless),
+            Path::new("/nonexistent/b"),
+            Path::new("/nonexistent"),
+            &[],
+            &m,
+        );
+        assert_eq!(plan.layers[0].path, Path::new("/"));
+        assert!(matches!(plan.layers[0].base, Base::Skeleton { .. }));
+        let usr = plan.layers.iter().find(|l| l.path == Path::new("/usr"));
+        assert_eq!(usr.map(|l| &l.base), Some(&Base::Host));
+        let tmp = plan.layers.iter().find(|l| l.path == Path::new("/tmp"));
+        assert_eq!(tmp.map(|l| &l.base), Some(&Base::Empty));
+        assert!(!plan.layers.iter().any(|l| l.path == Path::new("/proc")));
+    }
+}

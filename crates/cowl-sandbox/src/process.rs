@@ -1,0 +1,195 @@
+//! Processes of a box: the app's last steps before exec, the tiny init that
+//! reaps and forwards signals, and how exit statuses become exit codes.
+
+use crate::pty;
+use crate::security;
+use crate::sys;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// Signals the supervisor and init handle through a signalfd: blocked in the
+/// supervisor before the box is cloned, so every process of cowl inherits the
+/// mask; the app unblocks them before exec.
+pub const HANDLED: [i32; 9] = [
+    libc::SIGCHLD,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+/// The handled signals as a set.
+pub fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks the handled signals in the calling process.
+pub fn block_handled() {
+    let set = handled_set();
+    // SAFETY: valid set.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// A signalfd for the handled signals.
+pub fn signalfd() -> std::io::Result<OwnedFd> {
+    let set = handled_set();
+    // SAFETY: valid set; the result is a fresh descriptor.
+    let fd = sys::cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) })?;
+    // SAFETY: the kernel returned a fresh descriptor.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Reads one signal number from a signalfd.
+pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
+    // SAFETY: signalfd_siginfo is plain data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid buffer of its size.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            std::mem::size_of::<libc::signalfd_siginfo>(),
+        )
+    };
+    (n == std::mem::size_of::<libc::signalfd_siginfo>() as isize).then_some(info.ssi_signo as i32)
+}
+
+/// The shell's convention: the exit code, or 128 + the signal that killed it.
+pub fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// `fork(2)`.
+pub fn fork() -> std::io::Result<i32> {
+    // SAFETY: cowl is single-threaded whenever it forks (asserted by callers).
+    sys::cvt(unsafe { libc::fork() })
+}
+
+/// How the app is started.
+pub struct AppStart<'a> {
+    /// argv.
+    pub argv: &'a [String],
+    /// Working directory, when it exists inside.
+    pub cwd: &'a Path,
+    /// The pty slave, in interactive runs.
+    pub pty_slave: Option<&'a OwnedFd>,
+    /// Whether stderr goes to the pty too.
+    pub stderr_to_pty: bool,
+    /// Rootless: drop every capability. System mode keeps the capabilities of
+    /// root in the box's own user namespace, which grant nothing on the host.
+    pub drop_caps: bool,
+    /// Where to report an exec failure.
+    pub report: &'a OwnedFd,
+}
+
+/// The app's side of the fork: its own session, its terminal, its directory,
+/// no new privileges, no capabilities, no stray descriptors; then exec.
+/// Never returns; an error is reported on `report` as `X<message>`.
+pub fn exec_app(a: &AppStart) -> ! {
+    security::reset_signals();
+    let fail = |code: i32, msg: String| -> ! {
+        let mut m = vec![b'X'];
+        m.extend(msg.into_bytes());
+        let _ = sys::write_all(a.report.as_raw_fd(), &m);
+        // SAFETY: leaving the forked child without running destructors.
+        unsafe { libc::_exit(code) }
+    };
+    // A new session: no controlling terminal of the caller's, so TIOCSTI
+    // cannot type into it (CVE-2017-5226).
+    // SAFETY: plain syscall.
+    unsafe { libc::setsid() };
+    if let Some(slave) = a.pty_slave {
+        if let Err(e) = pty::attach_slave(slave, a.stderr_to_pty) {
+            fail(1, format!("cannot attach the terminal: {e}"));
+        }
+    }
+    if sys::chdir(a.cwd).is_err() {
+        let home = std::env::var_os("HOME").unwrap_or_default();
+        if sys::chdir(Path::new(&home)).is_err() {
+            let _ = sys::chdir(Path::new("/"));
+        }
+    }
+    if let Err(e) = security::no_new_privs() {
+        fail(1, format!("cannot set no_new_privs: {e}"));
+    }
+    if a.drop_caps {
+        if let Err(e) = security::drop_all_capabilities() {
+            fail(1, format!("cannot drop capabilities: {e}"));
+        }
+    }
+    if let Err(e) = security::close_other_fds_on_exec() {
+        fail(1, format!("cannot close inherited descriptors: {e}"));
+    }
+    let argv: Vec<CString> = a
+        .argv
+        .iter()
+        .filter_map(|s| CString::new(s.as_bytes()).ok())
+        .collect();
+    if argv.len() != a.argv.len() || argv.is_empty() {
+        fail(127, "the command is empty or holds a NUL byte".into());
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: argv is a NULL-terminated array of valid C strings.
+    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    let code = if e.raw_os_error() == Some(libc::ENOENT) {
+        127
+    } else {
+        126
+    };
+    fail(code, format!("cannot run {:?} in the box: {e}", a.argv[0]))
+}
+
+/// The box's pid 1 (or, for a joined run, the process that waits for the
+/// joined app): forwards signals to the app, reaps every child, and returns
+/// the app's exit code when it ends. Anything else left in the box is killed
+/// by the kernel when pid 1 exits.
+pub fn init_loop(app: i32) -> i32 {
+    let Ok(sfd) = signalfd() else {
+        // Without a signalfd we can still wait; signals are then not forwarded.
+        let mut status = 0;
+        // SAFETY: plain waitpid.
+        while unsafe { libc::waitpid(app, &mut status, 0) } == -1 {}
+        return exit_code(status);
+    };
+    loop {
+        let Some(sig) = read_signal(&sfd) else {
+            continue;
+        };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status = 0;
+                // SAFETY: plain waitpid.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == app {
+                    return exit_code(status);
+                }
+            }
+        } else {
+            let _ = sys::kill(app, sig);
+        }
+    }
+}

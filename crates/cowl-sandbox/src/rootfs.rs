@@ -1,0 +1,579 @@
+//! Builds the box's root in its own mount namespace: one overlay per layer of
+//! the plan, fresh `/proc`, a minimal `/dev`, read-only `/sys`, the store
+//! masked; then `pivot_root` into it.
+//!
+//! Runs in the box's init before anything of the box executes. Every path in
+//! the store is opened without following symlinks and handed to the kernel
+//! as `/proc/self/fd/N`, so nothing can be swapped between check and use; every
+//! mount target in the new root is resolved with `RESOLVE_IN_ROOT |
+//! RESOLVE_NO_SYMLINKS`, so a layer cannot redirect a mount onto the host.
+
+use crate::error::SetupError;
+use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use cowl_store::Mode;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const OPEN_TREE_CLONE: u32 = 1;
+const AT_RECURSIVE: u32 = 0x8000;
+
+/// Ids of the caller, for giving new upper directories the rights the caller
+/// has on the host directory they cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Effective uid on the host.
+    pub uid: u32,
+    /// Effective gid on the host.
+    pub gid: u32,
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn c(s: &str) -> CString {
+    // Callers pass literals and formatted paths without NUL.
+    CString::new(s).unwrap_or_default()
+}
+
+/// Warnings the box's init sends to the supervisor to print.
+pub type Warn<'a> = &'a mut dyn FnMut(String);
+
+/// Builds the root and pivots into it.
+pub fn build(plan: &Plan, caller: Caller, warn: Warn) -> Result<(), SetupError> {
+    let op = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| SetupError::Mount { what, path, source }
+    };
+    // Nothing done here may reach the host's mount table.
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(op("make private", Path::new("/")))?;
+
+    let box_fd = sys::openat(
+        None,
+        &plan.box_dir,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(op("open the box directory", &plan.box_dir))?;
+    let beneath = |name: &str| {
+        sys::openat2(
+            box_fd.as_raw_fd(),
+            Path::new(name),
+            (libc::O_PATH | libc::O_DIRECTORY) as u64,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|source| SetupError::Tampered {
+            path: plan.box_dir.join(name),
+            source,
+        })
+    };
+    let live = beneath("live")?;
+    let work = beneath("live/work")?;
+    let mnt = beneath("mnt")?;
+    let fresh = sys::mkdirat_new(live.as_raw_fd(), Path::new("upper"), 0o700)
+        .map_err(op("create", &plan.box_dir.join("live/upper")))?;
+    let upper = beneath("live/upper")?;
+    if fresh {
+        // The live upper is the root overlay's upper: it stands for the host's `/`.
+        let fd = sys::openat(
+            Some(upper.as_raw_fd()),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(op("open", &plan.box_dir.join("live/upper")))?;
+        copy_attrs(&fd, Path::new("/"), plan.mode, caller)
+            .map_err(op("set up", &plan.box_dir.join("live/upper")))?;
+    }
+
+    // A scratch tmpfs on the box's mnt/: skeletons, the empty lower, and the
+    // mount point of the new root.
+    let scratch = new_fs(
+        "tmpfs",
+        &[("mode", "0755")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .map_err(op("mount scratch tmpfs on", &plan.box_dir.join("mnt")))?;
+    sys::move_mount_fd(scratch.as_raw_fd(), mnt.as_raw_fd())
+        .map_err(op("mount scratch tmpfs on", &plan.box_dir.join("mnt")))?;
+    let scratch = beneath("mnt")?;
+    let scratch_dir = |name: &str| -> Result<OwnedFd, SetupError> {
+        sys::mkdirat(scratch.as_raw_fd(), Path::new(name), 0o755)
+            .and_then(|()| {
+                sys::openat(
+                    Some(scratch.as_raw_fd()),
+                    Path::new(name),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+            })
+            .map_err(op("create scratch", Path::new(name)))
+    };
+    let empty = scratch_dir("empty")?;
+    let root_point = scratch_dir("root")?;
+
+    // Make every overlay, deepest first: an overlay whose upper lies inside
+    // another's upper must exist before that other one, or the kernel reports
+    // the inner upper as in use.
+    let mut mounted: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.layers.len());
+    for _ in &plan.layers {
+        mounted.push(None);
+    }
+    for (i, l) in plan.layers.iter().enumerate().rev() {
+        if let Base::ReadOnly { reason } = &l.base {
+            warn(format!(
+                "{} is visible read-only: {reason}",
+                l.path.display()
+            ));
+            continue;
+        }
+        match make_layer(plan.mode, caller, l, i, &upper, &work, &empty, &scratch) {
+            Ok(fd) => mounted[i] = Some(fd),
+            Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
+            Err(e) => warn(format!(
+                "{} is visible read-only: it cannot be overlaid ({e})",
+                l.path.display()
+            )),
+        }
+    }
+
+    // Attach them, shallowest first.
+    let root_fd = mounted[0]
+        .take()
+        .ok_or_else(|| SetupError::Message("no root layer".into()))?;
+    sys::move_mount_fd(root_fd.as_raw_fd(), root_point.as_raw_fd())
+        .map_err(op("attach", Path::new("/")))?;
+    let root = sys::openat(
+        Some(scratch.as_raw_fd()),
+        Path::new("root"),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(op("open the new root", Path::new("/")))?;
+    let in_root = |p: &Path, flags: i32| {
+        sys::openat2(
+            root.as_raw_fd(),
+            &crate::plan::rel(p),
+            (libc::O_PATH | libc::O_NOFOLLOW | flags) as u64,
+            RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )
+    };
+    for (i, l) in plan.layers.iter().enumerate().skip(1) {
+        let target = match in_root(&l.path, libc::O_DIRECTORY) {
+            Ok(t) => t,
+            Err(e) => {
+                warn(format!(
+                    "{} is not placed: its mount point is not a directory in the box ({e})",
+                    l.path.display()
+                ));
+                continue;
+            }
+        };
+        match mounted[i].take() {
+            Some(fd) => sys::move_mount_fd(fd.as_raw_fd(), target.as_raw_fd())
+                .map_err(op("attach", &l.path))?,
+            None => bind_host(&l.path, &target, true).map_err(op("bind read-only", &l.path))?,
+        }
+    }
+    // Files beside mount points in skeleton directories: the host's, read-only.
+    for l in &plan.layers {
+        if let Base::Skeleton { entries } = &l.base {
+            for e in entries.iter().filter(|e| e.kind == SkeletonKind::File) {
+                let p = l.path.join(&e.name);
+                match in_root(&p, 0) {
+                    Ok(target) => {
+                        if let Err(err) = bind_host(&p, &target, false) {
+                            warn(format!("{} is not visible: {err}", p.display()));
+                        }
+                    }
+                    Err(err) => warn(format!("{} is not visible: {err}", p.display())),
+                }
+            }
+        }
+    }
+
+    mount_proc(&in_root)?;
+    mount_dev(&in_root)?;
+    mount_sys(&in_root)?;
+    for h in &plan.hidden {
+        match in_root(h, libc::O_DIRECTORY) {
+            Ok(target) => {
+                let fs = new_fs(
+                    "tmpfs",
+                    &[("mode", "0"), ("size", "4k")],
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                )
+                .map_err(op("mask", h))?;
+                sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mask", h))?;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(op("mask", h)(e)),
+        }
+    }
+
+    // pivot_root(".", ".") stacks the old root under the new one; detaching
+    // it leaves nothing of the host's mount tree reachable.
+    sys::fchdir(root.as_raw_fd()).map_err(op("enter", Path::new("/")))?;
+    sys::pivot_root(Path::new("."), Path::new(".")).map_err(op("pivot_root to", Path::new("/")))?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH)
+        .map_err(op("detach the old root from", Path::new("/")))?;
+    sys::chdir(Path::new("/")).map_err(op("enter", Path::new("/")))?;
+    Ok(())
+}
+
+/// Creates (without mounting) the overlay for one layer.
+#[allow(clippy::too_many_arguments)]
+fn make_layer(
+    mode: Mode,
+    caller: Caller,
+    l: &LayerMount,
+    index: usize,
+    upper: &OwnedFd,
+    work: &OwnedFd,
+    empty: &OwnedFd,
+    scratch: &OwnedFd,
+) -> Result<OwnedFd, SetupError> {
+    let op = |what: &'static str| {
+        let path = l.path.clone();
+        move |source| SetupError::Mount { what, path, source }
+    };
+    let upper_dir =
+        ensure_upper(upper, &l.path, mode, caller).map_err(|source| SetupError::Tampered {
+            path: PathBuf::from("live/upper").join(l.upper_rel()),
+            source,
+        })?;
+    let work_name = format!(
+        "w{index}-{:016x}",
+        fnv1a(l.path.as_os_str().as_encoded_bytes())
+    );
+    sys::mkdirat(work.as_raw_fd(), Path::new(&work_name), 0o700)
+        .map_err(op("create the work directory of"))?;
+    let work_dir = sys::openat(
+        Some(work.as_raw_fd()),
+        Path::new(&work_name),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(op("open the work directory of"))?;
+
+    let mut lowers: Vec<String> = Vec::new();
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    for v in &l.versions {
+        let fd = sys::openat(
+            None,
+            v,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(op("open a version of"))?;
+        lowers.push(fd_path(&fd));
+        keep.push(fd);
+    }
+    match &l.base {
+        Base::Host => lowers.push(l.path.to_string_lossy().into_owned()),
+        Base::Empty => lowers.push(fd_path(empty)),
+        Base::Skeleton { entries } => {
+            let name = format!("skel{index}");
+            sys::mkdirat(scratch.as_raw_fd(), Path::new(&name), 0o755)
+                .map_err(op("build the skeleton of"))?;
+            let dir = sys::openat(
+                Some(scratch.as_raw_fd()),
+                Path::new(&name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(op("build the skeleton of"))?;
+            for e in entries {
+                let r = match &e.kind {
+                    SkeletonKind::Dir { mode } => {
+                        sys::mkdirat(dir.as_raw_fd(), &e.name, *mode & 0o7777)
+                    }
+                    SkeletonKind::Symlink { target } => {
+                        sys::symlinkat(target, dir.as_raw_fd(), &e.name)
+                    }
+                    SkeletonKind::File => sys::openat(
+                        Some(dir.as_raw_fd()),
+                        &e.name,
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                        0o444,
+                    )
+                    .map(drop),
+                };
+                r.map_err(op("build the skeleton of"))?;
+            }
+            lowers.push(fd_path(&dir));
+            keep.push(dir);
+        }
+        Base::ReadOnly { .. } => {
+            return Err(SetupError::Message(
+                "read-only layers are not overlays".into(),
+            ))
+        }
+    }
+
+    let fs = sys::fsopen(c"overlay").map_err(|source| SetupError::Overlay {
+        path: l.path.clone(),
+        source,
+    })?;
+    let set = |k: &str, v: &str| {
+        sys::fsconfig(
+            fs.as_raw_fd(),
+            sys::FSCONFIG_SET_STRING,
+            Some(&c(k)),
+            Some(&c(v)),
+        )
+    };
+    // "lowerdir+" takes one path per call, unparsed: no option string to
+    // overflow, and no path can inject options (commas, colons, backslashes).
+    for lower in &lowers {
+        set("lowerdir+", lower).map_err(op("add a lower layer to"))?;
+    }
+    set("upperdir", &fd_path(&upper_dir)).map_err(op("set the upper layer of"))?;
+    set("workdir", &fd_path(&work_dir)).map_err(op("set the work directory of"))?;
+    // user.overlay.* xattrs in every mode: one layer format, rootless or not.
+    sys::fsconfig(
+        fs.as_raw_fd(),
+        sys::FSCONFIG_SET_FLAG,
+        Some(c"userxattr"),
+        None,
+    )
+    .map_err(op("configure"))?;
+    sys::fsconfig(fs.as_raw_fd(), sys::FSCONFIG_CMD_CREATE, None, None).map_err(|source| {
+        SetupError::Overlay {
+            path: l.path.clone(),
+            source,
+        }
+    })?;
+    sys::fsmount(fs.as_raw_fd(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV).map_err(op("mount"))
+}
+
+/// Opens (creating as needed) the upper directory for the box path `path`,
+/// walking from the live upper without following any symlink. A directory
+/// created here gets the attributes of the host directory it stands for:
+/// in system mode its owner and mode; rootless (where it must be the caller's)
+/// a mode whose owner bits are the rights the caller has on the host
+/// directory, so the box grants no more than the host did.
+fn ensure_upper(
+    upper: &OwnedFd,
+    path: &Path,
+    mode: Mode,
+    caller: Caller,
+) -> std::io::Result<OwnedFd> {
+    let mut cur = sys::openat(
+        Some(upper.as_raw_fd()),
+        Path::new("."),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )?;
+    let mut host = PathBuf::from("/");
+    for comp in crate::plan::rel(path).components() {
+        host.push(comp);
+        let name = Path::new(comp.as_os_str());
+        let fresh = sys::mkdirat_new(cur.as_raw_fd(), name, 0o700)?;
+        let next = sys::openat2(
+            cur.as_raw_fd(),
+            name,
+            (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW) as u64,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )?;
+        if fresh {
+            copy_attrs(&next, &host, mode, caller)?;
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+fn copy_attrs(fd: &OwnedFd, host: &Path, mode: Mode, caller: Caller) -> std::io::Result<()> {
+    let Ok(md) = std::fs::metadata(host) else {
+        return sys::fchmod(fd.as_raw_fd(), 0o755);
+    };
+    let m = md.mode() & 0o7777;
+    match mode {
+        Mode::System => {
+            sys::fchown(fd.as_raw_fd(), md.uid(), md.gid())?;
+            sys::fchmod(fd.as_raw_fd(), m)
+        }
+        Mode::Rootless => {
+            let eff = if md.uid() == caller.uid || caller.uid == 0 {
+                (m >> 6) & 7
+            } else if md.gid() == caller.gid {
+                (m >> 3) & 7
+            } else {
+                m & 7
+            };
+            sys::fchmod(fd.as_raw_fd(), (m & 0o7077) | (eff << 6))
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A new, detached filesystem mount of `fstype` with string options.
+fn new_fs(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> std::io::Result<OwnedFd> {
+    let fs = sys::fsopen(&c(fstype))?;
+    for (k, v) in opts {
+        sys::fsconfig(
+            fs.as_raw_fd(),
+            sys::FSCONFIG_SET_STRING,
+            Some(&c(k)),
+            Some(&c(v)),
+        )?;
+    }
+    sys::fsconfig(fs.as_raw_fd(), sys::FSCONFIG_CMD_CREATE, None, None)?;
+    sys::fsmount(fs.as_raw_fd(), attrs)
+}
+
+/// Binds the host's `path` onto `target`, read-only (recursively for a tree).
+fn bind_host(path: &Path, target: &OwnedFd, recursive: bool) -> std::io::Result<()> {
+    let flags = OPEN_TREE_CLONE | if recursive { AT_RECURSIVE } else { 0 };
+    let tree = sys::open_tree(libc::AT_FDCWD, path, flags)?;
+    sys::mount_setattr(
+        tree.as_raw_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        recursive,
+    )?;
+    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
+}
+
+type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;
+
+fn mount_proc(in_root: &InRoot) -> Result<(), SetupError> {
+    let p = Path::new("/proc");
+    let op = |what| {
+        move |source| SetupError::Mount {
+            what,
+            path: p.to_owned(),
+            source,
+        }
+    };
+    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find"))?;
+    let fs = new_fs(
+        "proc",
+        &[],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(op("mount proc on"))?;
+    // Check that what we mounted is procfs before anything trusts it
+    // (CVE-2019-19921: /proc swapped for something else).
+    if sys::fs_magic(fs.as_raw_fd()).map_err(op("check"))? != libc::PROC_SUPER_MAGIC {
+        return Err(SetupError::Message("/proc is not procfs".into()));
+    }
+    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount proc on"))
+}
+
+/// The devices a box gets, bound from the host.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+fn mount_dev(in_root: &InRoot) -> Result<(), SetupError> {
+    let p = Path::new("/dev");
+    let op = |what: &'static str, path: &str| {
+        let path = p.join(path);
+        move |source| SetupError::Mount { what, path, source }
+    };
+    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find", ""))?;
+    let dev = new_fs(
+        "tmpfs",
+        &[("mode", "0755"), ("size", "64k")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+    .map_err(op("mount tmpfs on", ""))?;
+    sys::move_mount_fd(dev.as_raw_fd(), target.as_raw_fd()).map_err(op("mount tmpfs on", ""))?;
+    let dev = in_root(p, libc::O_DIRECTORY).map_err(op("open", ""))?;
+    let d = dev.as_raw_fd();
+    let at = |name: &str, flags: i32, mode: u32| {
+        sys::openat(Some(d), Path::new(name), flags | libc::O_NOFOLLOW, mode)
+    };
+    let attach = |fs: OwnedFd, name: &str| -> std::io::Result<()> {
+        let t = at(name, libc::O_PATH, 0)?;
+        sys::move_mount_fd(fs.as_raw_fd(), t.as_raw_fd())
+    };
+    for name in DEVICES {
+        at(name, libc::O_CREAT | libc::O_WRONLY, 0o666).map_err(op("create", name))?;
+        let tree = sys::open_tree(
+            libc::AT_FDCWD,
+            &Path::new("/dev").join(name),
+            OPEN_TREE_CLONE,
+        );
+        tree.and_then(|t| attach(t, name))
+            .map_err(op("bind the host device onto", name))?;
+    }
+    for (name, mode) in [("pts", 0o755), ("shm", 0o1777)] {
+        sys::mkdirat(d, Path::new(name), mode).map_err(op("create", name))?;
+    }
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        sys::symlinkat(Path::new(target), d, Path::new(link)).map_err(op("create", link))?;
+    }
+    // A private devpts: the box's terminals are not the host's.
+    new_fs(
+        "devpts",
+        &[("ptmxmode", "0666"), ("mode", "0620")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+    .and_then(|fs| attach(fs, "pts"))
+    .map_err(op("mount devpts on", "pts"))?;
+    new_fs(
+        "tmpfs",
+        &[("mode", "1777")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .and_then(|fs| attach(fs, "shm"))
+    .map_err(op("mount tmpfs on", "shm"))?;
+    // No new nodes, links or files in /dev itself.
+    sys::mount_setattr(
+        d,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        false,
+    )
+    .map_err(op("make read-only", ""))
+}
+
+fn mount_sys(in_root: &InRoot) -> Result<(), SetupError> {
+    let p = Path::new("/sys");
+    let op = |what| {
+        move |source| SetupError::Mount {
+            what,
+            path: p.to_owned(),
+            source,
+        }
+    };
+    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find"))?;
+    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    // A fresh sysfs needs a network namespace of our own; with the host's
+    // network, bind the host's /sys read-only instead.
+    match new_fs("sysfs", &[], ro) {
+        Ok(fs) => {
+            sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount sysfs on"))
+        }
+        Err(_) => {
+            let tree = sys::open_tree(libc::AT_FDCWD, p, OPEN_TREE_CLONE | AT_RECURSIVE)
+                .map_err(op("bind"))?;
+            sys::mount_setattr(tree.as_raw_fd(), ro, true).map_err(op("make read-only"))?;
+            sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).map_err(op("bind"))
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! Starting a box and joining a running one; supervising either until the
+//! app ends.
+//!
+//! ```text
+//! cowl (supervisor, host namespaces)
+//!  └─ clone3(new user, mount, pid, ipc, uts, cgroup[, net]) ─► init (pid 1)
+//!        builds the root, pivots, forks ─► app (exec)
+//! ```
+//! The supervisor writes the uid/gid maps, relays the terminal and forwards
+//! signals; init reaps and forwards signals; the app's exit code becomes
+//! cowl's. The spawn path is single-threaded: namespaces apply per process,
+//! and `unshare(CLONE_NEWUSER)` refuses a threaded caller.
+
+use crate::error::SandboxError;
+use crate::plan::Plan;
+use crate::process::{self, AppStart};
+use crate::rootfs::{self, Caller};
+use crate::{net, pty, security, sys};
+use cowl_store::Mode;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// Messages from the box's init to the supervisor, one per seqpacket:
+/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed.
+/// The supervisor answers `M` (and, rootless, the clone) with `G` (go).
+/// End of stream: the app has exec'd.
+const GO: &[u8] = b"G";
+
+/// What the caller learns about a started box.
+pub trait Observer {
+    /// The box's init runs with this host pid (write the state file now).
+    fn started(&mut self, pid: i32);
+    /// A non-fatal problem to show the user.
+    fn warning(&mut self, msg: &str);
+}
+
+/// Checks what the kernel must offer, before anything is forked.
+pub fn preflight(store: &Path) -> Result<(), SandboxError> {
+    let fss = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fss
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+    {
+        return Err(SandboxError::Unsupported(
+            "overlayfs is not available in this kernel: load it with `modprobe overlay` (as root)"
+                .into(),
+        ));
+    }
+    let fd = sys::openat(None, store, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(SandboxError::sys("open the store"))?;
+    let magic = sys::fs_magic(fd.as_raw_fd()).map_err(SandboxError::sys("statfs the store"))?;
+    let bad = match magic {
+        0x794c_7630 => Some("overlayfs"),
+        0x6969 => Some("NFS"),
+        0x6573_5546 => Some("a FUSE filesystem"),
+        0x4d44 => Some("FAT"),
+        0xff53_4d42 | 0xfe53_4d42 => Some("SMB"),
+        0x0102_1997 => Some("9p"),
+        _ => None,
+    };
+    if let Some(kind) = bad {
+        return Err(SandboxError::Unsupported(format!(
+            "the store at {} is on {kind}, which cannot hold an overlay upper layer: set COWL_HOME to a directory on ext4, xfs, btrfs or tmpfs",
+            store.display()
+        )));
+    }
+    Ok(())
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `clone3` without a new stack: returns like fork, 0 in the child.
+fn clone3(flags: u64) -> std::io::Result<i32> {
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: with no stack given, clone3 behaves as fork; the caller is
+    // single-threaded, so the child's copy of memory is consistent.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    sys::cvt(r).map(|p| p as i32)
+}
+
+fn userns_hint() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "User namespaces are disabled: set kernel.unprivileged_userns_clone=1 (sysctl, as root).".into();
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "User namespaces are disabled: set user.max_user_namespaces to a positive number (sysctl, as root).".into();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "AppArmor restricts unprivileged user namespaces: set kernel.apparmor_restrict_unprivileged_userns=0 or give cowl an AppArmor profile that allows userns.".into();
+    }
+    "If cowl runs inside a container or another sandbox, that one must allow nested user namespaces; otherwise check user.max_user_namespaces.".into()
+}
+
+fn namespace_flags(plan: &Plan) -> u64 {
+    let mut f = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP;
+    if plan.net.has_own_namespace() {
+        f |= libc::CLONE_NEWNET;
+    }
+    // Rootless: the user namespace comes first and owns the rest. System:
+    // the mount namespace is made by real root so host mounts are not locked
+    // and one overlay of `/` works; the user namespace comes after the mounts.
+    if plan.mode == Mode::Rootless {
+        f |= libc::CLONE_NEWUSER;
+    }
+    f as u64
+}
+
+fn write_id_maps(pid: i32, mode: Mode, caller: Caller) -> Result<(), SandboxError> {
+    let write = |file: &'static str, text: String| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+            .map_err(|source| SandboxError::IdMap { file, source })
+    };
+    match mode {
+        Mode::Rootless => {
+            // "deny" must be written to setgroups before an unprivileged gid
+            // map, or the app could drop supplementary groups that deny it
+            // access (CVE-2014-8989).
+            write("setgroups", "deny".into())?;
+            write("gid_map", format!("{0} {0} 1\n", caller.gid))?;
+            write("uid_map", format!("{0} {0} 1\n", caller.uid))
+        }
+        Mode::System => {
+            write("gid_map", "0 0 4294967295\n".into())?;
+            write("uid_map", "0 0 4294967295\n".into())
+        }
+    }
+}
+
+/// The interactive terminal, when cowl's stdin and stdout are one.
+struct Terminal {
+    pty: pty::Pty,
+    stderr_too: bool,
+}
+
+fn terminal() -> Result<Option<Terminal>, SandboxError> {
+    if !(sys::isatty(0) && sys::isatty(1)) {
+        return Ok(None);
+    }
+    let pty = pty::open_like(0).map_err(SandboxError::sys("open a pseudo-terminal"))?;
+    Ok(Some(Terminal {
+        pty,
+        stderr_too: sys::isatty(2),
+    }))
+}
+
+fn send(sock: &OwnedFd, tag: u8, msg: &str) {
+    let mut m = Vec::with_capacity(msg.len() + 1);
+    m.push(tag);
+    m.extend_from_slice(msg.as_bytes());
+    m.truncate(4000);
+    let _ = sys::write_all(sock.as_raw_fd(), &m);
+}
+
+fn wait_go(sock: &OwnedFd) -> Result<(), String> {
+    match sys::recv_msg(sock) {
+        Ok(m) if m == GO => Ok(()),
+        _ => Err("the supervisor went away".into()),
+    }
+}
+
+/// Runs the plan's command in a new box and supervises it. Returns the app's
+/// exit code (128+N if a signal N ended it).
+pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError> {
+    let caller = Caller {
+        uid: sys::geteuid(),
+        gid: sys::getegid(),
+    };
+    let term = terminal()?;
+    process::block_handled();
+    let (ours, theirs) =
+        sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
+    let pid = clone3(namespace_flags(plan)).map_err(|source| SandboxError::Namespaces {
+        source,
+        hint: userns_hint(),
+    })?;
+    if pid == 0 {
+        drop(ours);
+        let code = init_main(plan, caller, theirs, term.as_ref());
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) }
+    }
+    drop(theirs);
+    let slave_closed = term.map(|t| {
+        drop(t.pty.slave);
+        t.pty.master
+    });
+    let result = (|| {
+        if plan.mode == Mode::Rootless {
+            write_id_maps(pid, plan.mode, caller)?;
+            sys::write_all(ours.as_raw_fd(), GO).map_err(SandboxError::sys("signal the box"))?;
+        }
+        handshake(&ours, pid, plan.mode, caller, observer)
+    })();
+    match result {
+        Ok(()) => {
+            observer.started(pid);
+            Ok(supervise(pid, slave_closed.as_ref()))
+        }
+        Err(e) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(e)
+        }
+    }
+}
+
+/// Reads the init's messages until the app has exec'd (end of stream).
+fn handshake(
+    sock: &OwnedFd,
+    pid: i32,
+    mode: Mode,
+    caller: Caller,
+    observer: &mut dyn Observer,
+) -> Result<(), SandboxError> {
+    loop {
+        let msg = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
+        let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
+        match msg.first() {
+            None => return Ok(()),
+            Some(b'W') => observer.warning(&text()),
+            Some(b'M') => {
+                write_id_maps(pid, mode, caller)?;
+                sys::write_all(sock.as_raw_fd(), GO)
+                    .map_err(SandboxError::sys("signal the box"))?;
+            }
+            Some(b'X') => {
+                // The exec failed: the app exits 126/127, which supervise returns.
+                eprintln!("cowl: {}", text());
+            }
+            Some(_) => return Err(SandboxError::Setup(text())),
+        }
+    }
+}
+
+/// The box's init: build the root, start the app, then reap and forward.
+fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<&Terminal>) -> i32 {
+    security::die_with_parent();
+    let setup = || -> Result<i32, String> {
+        if plan.mode == Mode::Rootless {
+            wait_go(&sock)?;
+        }
+        rootfs::build(plan, caller, &mut |w| send(&sock, b'W', &w)).map_err(|e| e.to_string())?;
+        let name = plan.box_name.as_bytes();
+        // SAFETY: name is valid for its length.
+        sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
+            .map_err(|e| format!("cannot set the hostname: {e}"))?;
+        if plan.net.has_own_namespace() {
+            net::loopback_up().map_err(|e| format!("cannot bring up loopback: {e}"))?;
+        }
+        if plan.mode == Mode::System {
+            sys::unshare(libc::CLONE_NEWUSER).map_err(|e| {
+                format!(
+                    "cannot create the box's user namespace: {e}. {}",
+                    userns_hint()
+                )
+            })?;
+            send(&sock, b'M', "");
+            wait_go(&sock)?;
+        }
+        let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
+        if app == 0 {
+            process::exec_app(&AppStart {
+                argv: &plan.command,
+                cwd: &plan.cwd,
+                pty_slave: term.map(|t| &t.pty.slave),
+                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
+                drop_caps: plan.mode == Mode::Rootless,
+                report: &sock,
+            });
+        }
+        Ok(app)
+    };
+    match setup() {
+        Err(msg) => {
+            send(&sock, b'E', &msg);
+            1
+        }
+        Ok(app) => {
+            drop(sock);
+            process::init_loop(app)
+        }
+    }
+}
+
+/// Relays the terminal and forwards signals until `child` exits; returns its
+/// exit code.
+fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
+    let raw = master.and_then(|_| pty::RawMode::enter(0).ok());
+    let sfd = process::signalfd().ok();
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let code = loop {
+        let mut fds = Vec::with_capacity(3);
+        if let Some(s) = &sfd {
+            fds.push(libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let (Some(m), true) = (master, master_open) {
+            fds.push(libc::pollfd {
+                fd: m.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if stdin_open {
+            fds.push(libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout = if sfd.is_some() { -1 } else { 100 };
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            continue;
+        }
+        let mut exited = None;
+        for p in &fds {
+            if p.revents == 0 {
+                continue;
+            }
+            if sfd.as_ref().is_some_and(|s| s.as_raw_fd() == p.fd) {
+                if let Some(sig) = sfd.as_ref().and_then(process::read_signal) {
+                    exited = on_signal(sig, child, master);
+                }
+            } else if p.fd == 0 {
+                if let Some(m) = master {
+                    stdin_open = pty::pump(0, m.as_raw_fd());
+                }
+            } else if let Some(m) = master {
+                master_open = pty::pump(m.as_raw_fd(), 1);
+            }
+        }
+        if sfd.is_none() {
+            exited = reap(child);
+        }
+        if let Some(code) = exited {
+            break code;
+        }
+    };
+    if let (Some(m), true) = (master, master_open) {
+        drain(m.as_raw_fd());
+    }
+    drop(raw);
+    code
+}
+
+fn reap(child: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: plain waitpid on our child.
+    let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+    (r == child).then(|| process::exit_code(status))
+}
+
+fn on_signal(sig: i32, child: i32, master: Option<&OwnedFd>) -> Option<i32> {
+    match sig {
+        libc::SIGCHLD => reap(child),
+        libc::SIGWINCH => {
+            if let Some(m) = master {
+                pty::copy_winsize(0, m.as_raw_fd());
+            }
+            None
+        }
+        s => {
+            let _ = sys::kill(child, s);
+            None
+        }
+    }
+}
+
+/// Copies what the app wrote to its terminal before it ended.
+fn drain(master: RawFd) {
+    // SAFETY: fcntl on our own descriptor.
+    unsafe {
+        let fl = libc::fcntl(master, libc::F_GETFL);
+        libc::fcntl(master, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    while pty::pump(master, 1) {}
+}
+
+/// What a joining run needs to know about the running box.
+pub struct JoinTarget<'a> {
+    /// The box name, for messages.
+    pub name: &'a str,
+    /// The running init's host pid.
+    pub pid: i32,
+    /// Its start time, checked against the pid.
+    pub start_ticks: u64,
+    /// The box's identity mapping.
+    pub mode: Mode,
+}
+
+/// Runs `argv` inside a running box: enters its namespaces and supervises the
+/// new process as `run` does. The running box's mounts are used as they are:
+/// a second overlay on the same upper is never made.
+pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, SandboxError> {
+    let err = |source| SandboxError::Join {
+        name: target.name.to_owned(),
+        pid: target.pid,
+        source,
+    };
+    let pidfd = sys::pidfd_open(target.pid).map_err(err)?;
+    if sys::process_start_ticks(target.pid) != Some(target.start_ticks) {
+        return Err(err(std::io::Error::from_raw_os_error(libc::ESRCH)));
+    }
+    let term = terminal()?;
+    process::block_handled();
+    let (ours, theirs) =
+        sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
+    let pid = process::fork().map_err(SandboxError::sys("fork"))?;
+    if pid == 0 {
+        drop(ours);
+        security::die_with_parent();
+        let all = libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWCGROUP
+            | libc::CLONE_NEWNET;
+        // Rootless, the box's user namespace owns the others: enter all at
+        // once. System mode made the others before its user namespace, so
+        // enter them while still root, then the user namespace.
+        let entered = match target.mode {
+            Mode::Rootless => sys::setns(pidfd.as_raw_fd(), all | libc::CLONE_NEWUSER),
+            Mode::System => sys::setns(pidfd.as_raw_fd(), all)
+                .and_then(|()| sys::setns(pidfd.as_raw_fd(), libc::CLONE_NEWUSER)),
+        };
+        if let Err(e) = entered {
+            send(
+                &theirs,
+                b'E',
+                &format!("cannot enter the box's namespaces: {e}"),
+            );
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(1) }
+        }
+        drop(pidfd);
+        let app = match process::fork() {
+            Ok(0) => process::exec_app(&AppStart {
+                argv,
+                cwd,
+                pty_slave: term.as_ref().map(|t| &t.pty.slave),
+                stderr_to_pty: term.as_ref().is_some_and(|t| t.stderr_too),
+                drop_caps: target.mode == Mode::Rootless,
+                report: &theirs,
+            }),
+            Ok(app) => app,
+            Err(e) => {
+                send(&theirs, b'E', &format!("cannot fork in the box: {e}"));
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        };
+        drop(theirs);
+        let code = process::init_loop(app);
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(code) }
+    }
+    drop(theirs);
+    let master = term.map(|t| {
+        drop(t.pty.slave);
+        t.pty.master
+    });
+    struct Quiet;
+    impl Observer for Quiet {
+        fn started(&mut self, _: i32) {}
+        fn warning(&mut self, msg: &str) {
+            eprintln!("cowl: warning: {msg}");
+        }
+    }
+    if let Err(e) = handshake(
+        &ours,
+        pid,
+        target.mode,
+        Caller { uid: 0, gid: 0 },
+        &mut Quiet,
+    ) {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(e);
+    }
+    Ok(supervise(pid, master.as_ref()))
+}

@@ -1,0 +1,397 @@
+//! Thin, safe wrappers over the system calls the sandbox needs, including the
+//! ones libc has no function for (the new mount API, clone3, pidfd).
+//! Each returns `io::Result` with errno; callers add what failed.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a -1 return into the current errno.
+pub fn cvt<T: PartialEq + From<i8>>(r: T) -> io::Result<T> {
+    if r == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A path as a C string. Paths from the kernel or the user cannot hold NUL
+/// in practice; one that does is reported as invalid input.
+pub fn cpath(p: &Path) -> io::Result<CString> {
+    cstr(p.as_os_str())
+}
+
+/// Any OS string as a C string.
+pub fn cstr(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = cvt(fd)?;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `open(2)` relative to `dir` (or the cwd), returning an owned descriptor.
+pub fn openat(dir: Option<RawFd>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: c is a valid NUL-terminated string for the duration of the call.
+    let fd = unsafe {
+        libc::openat(
+            dir.unwrap_or(libc::AT_FDCWD),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode,
+        )
+    };
+    owned(fd as libc::c_long)
+}
+
+/// `openat2(2)` with resolve flags.
+pub fn openat2(dir: RawFd, path: &Path, flags: u64, resolve: u64) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: flags | libc::O_CLOEXEC as u64,
+        mode: 0,
+        resolve,
+    };
+    // SAFETY: c and how live across the call; the size matches the struct.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    owned(fd)
+}
+
+/// `mkdirat(2)`; an existing entry is not an error.
+pub fn mkdirat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cpath(name)?;
+    // SAFETY: valid C string.
+    match cvt(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// `mkdirat(2)` that says whether it made the directory (`false`: it existed).
+pub fn mkdirat_new(dir: RawFd, name: &Path, mode: u32) -> io::Result<bool> {
+    let c = cpath(name)?;
+    // SAFETY: valid C string.
+    match cvt(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `symlinkat(2)`.
+pub fn symlinkat(target: &Path, dir: RawFd, name: &Path) -> io::Result<()> {
+    let t = cpath(target)?;
+    let n = cpath(name)?;
+    // SAFETY: valid C strings.
+    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) }).map(drop)
+}
+
+/// `fchmod(2)`.
+pub fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor.
+    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+/// `fchown(2)`.
+pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor.
+    cvt(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+}
+
+/// `mount(2)` with optional source, type and data.
+pub fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(|s| cstr(OsStr::new(s))).transpose()?;
+    let fstype = fstype.map(|s| cstr(OsStr::new(s))).transpose()?;
+    let data = data.map(|s| cstr(OsStr::new(s))).transpose()?;
+    let target = cpath(target)?;
+    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: all pointers are NULL or valid C strings living across the call.
+    cvt(unsafe {
+        libc::mount(
+            p(&src),
+            target.as_ptr(),
+            p(&fstype),
+            flags,
+            p(&data) as *const libc::c_void,
+        )
+    })
+    .map(drop)
+}
+
+/// `umount2(2)`.
+pub fn umount2(target: &Path, flags: i32) -> io::Result<()> {
+    let c = cpath(target)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::umount2(c.as_ptr(), flags) }).map(drop)
+}
+
+/// `fsopen(2)`.
+pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string; FSOPEN_CLOEXEC is the only flag.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            1, /* FSOPEN_CLOEXEC */
+        )
+    })
+}
+
+/// The `fsconfig(2)` commands cowl uses.
+pub const FSCONFIG_SET_FLAG: u32 = 0;
+/// Set a string parameter.
+pub const FSCONFIG_SET_STRING: u32 = 1;
+/// Create the superblock.
+pub const FSCONFIG_CMD_CREATE: u32 = 6;
+
+/// `fsconfig(2)`.
+pub fn fsconfig(fs: RawFd, cmd: u32, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
+    let k = key.map_or(std::ptr::null(), |k| k.as_ptr());
+    let v = value.map_or(std::ptr::null(), |v| v.as_ptr());
+    // SAFETY: key and value are NULL or valid C strings; aux is 0.
+    cvt(unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, k, v, 0) }).map(drop)
+}
+
+/// `fsmount(2)` with mount attributes.
+pub fn fsmount(fs: RawFd, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; FSMOUNT_CLOEXEC = 1.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs, 1, attrs) })
+}
+
+/// `open_tree(2)`.
+pub fn open_tree(dir: RawFd, path: &Path, flags: u32) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir,
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC as u32,
+        )
+    })
+}
+
+/// `move_mount(2)` of a mount descriptor onto the object `to` refers to.
+pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: empty C strings with the EMPTY_PATH flags name the descriptors themselves.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            empty.as_ptr(),
+            to,
+            empty.as_ptr(),
+            0x4 | 0x40, /* MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH */
+        )
+    })
+    .map(drop)
+}
+
+/// Mount attribute: read-only.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// Mount attribute: ignore setuid and file capabilities.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// Mount attribute: no device files.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// Mount attribute: no execution.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)` on the mount `fd` refers to, recursively when asked.
+pub fn mount_setattr(fd: RawFd, set: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH
+        | if recursive {
+            0x8000 /* AT_RECURSIVE */
+        } else {
+            0
+        };
+    // SAFETY: attr lives across the call and its size is passed.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let n = cpath(new_root)?;
+    let o = cpath(put_old)?;
+    // SAFETY: valid C strings.
+    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).map(drop)
+}
+
+/// `chdir(2)`.
+pub fn chdir(p: &Path) -> io::Result<()> {
+    let c = cpath(p)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::chdir(c.as_ptr()) }).map(drop)
+}
+
+/// `fchdir(2)`.
+pub fn fchdir(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// `setns(2)`.
+pub fn setns(fd: RawFd, nstype: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+/// `unshare(2)`.
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `kill(2)`.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `fstatfs(2)`'s filesystem magic.
+pub fn fs_magic(fd: RawFd) -> io::Result<i64> {
+    // SAFETY: statfs is plain data; zeroed is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    cvt(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// The effective uid.
+pub fn geteuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+/// The effective gid.
+pub fn getegid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getegid() }
+}
+
+/// Writes all of `buf` to `fd`, retrying on EINTR.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// One `read(2)`, retrying on EINTR.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether `fd` is a terminal.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: plain query.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// A close-on-exec socket pair for messages between the supervisor and the
+/// box's init.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: the kernel returned two fresh descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads one message (at most 4 KiB) from a seqpacket socket; empty at EOF.
+pub fn recv_msg(fd: &OwnedFd) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let n = read(fd.as_raw_fd(), &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The start time of `pid` in clock ticks after boot (field 22 of its stat).
+pub fn process_start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}

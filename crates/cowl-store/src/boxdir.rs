@@ -1,0 +1,396 @@
+//! The store and the directory of one box.
+//!
+//! ```text
+//! $COWL_HOME/boxes/<name>/
+//!   box.toml        settings and policy
+//!   versions/       frozen layers (the versions issue fills this)
+//!   live/upper/     the live layer: every write of the app lands here
+//!   live/work/      overlayfs scratch, one subdirectory per overlay
+//!   mnt/            where the box's root is assembled in its own mount namespace
+//!   lock            held by the box's supervisor and init while it runs
+//!   state           the running init's pid (JSON)
+//! ```
+
+use crate::{BoxName, BoxSettings, Mode, RunState, StoreError};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The directories every box has, relative to the box directory.
+/// errno values of a rename onto an existing directory.
+const ENOTEMPTY: i32 = 39;
+const EEXIST: i32 = 17;
+
+const BOX_DIRS: [&str; 4] = ["live", "live/work", "versions", "mnt"];
+
+/// The root of all boxes of one user.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    uid: u32,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` for the user `uid`.
+    /// The root is made absolute and canonical, so that the path the sandbox
+    /// hides inside every box is the one the kernel sees.
+    pub fn open(root: &Path, uid: u32) -> Result<Self, StoreError> {
+        let err = |source| StoreError::StoreDir {
+            path: root.to_owned(),
+            source,
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join("boxes"))
+            .map_err(err)?;
+        let root = fs::canonicalize(root).map_err(err)?;
+        let store = Store { root, uid };
+        store.check_dir(None, &store.boxes_dir())?;
+        Ok(store)
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The uid that owns the store.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    fn boxes_dir(&self) -> PathBuf {
+        self.root.join("boxes")
+    }
+
+    /// Where the box of this name lives (or would live).
+    pub fn box_path(&self, name: &BoxName) -> PathBuf {
+        self.boxes_dir().join(name.as_str())
+    }
+
+    /// The names of all boxes, sorted. Half-made or half-removed directories
+    /// (names starting with `.`) are not boxes.
+    pub fn list(&self) -> Result<Vec<BoxName>, StoreError> {
+        let dir = self.boxes_dir();
+        let mut names: Vec<BoxName> = fs::read_dir(&dir)
+            .map_err(StoreError::io("read", &dir))?
+            .flatten()
+            .filter_map(|e| BoxName::new(e.file_name().to_str()?).ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Opens an existing box, checking that nothing in it was replaced.
+    pub fn open_box(&self, name: &BoxName) -> Result<BoxDir, StoreError> {
+        let path = self.boxes_dir().join(name.as_str());
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchBox {
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => return Err(StoreError::io("stat", &path)(e)),
+            Ok(_) => {}
+        }
+        self.check_dir(Some(name), &path)?;
+        for d in BOX_DIRS {
+            self.check_dir(Some(name), &path.join(d))?;
+        }
+        // The live upper is made by the sandbox on the first run.
+        if fs::symlink_metadata(path.join("live/upper")).is_ok() {
+            self.check_dir(Some(name), &path.join("live/upper"))?;
+        }
+        for f in ["box.toml", "lock"] {
+            self.check_file(name, &path.join(f))?;
+        }
+        let settings = BoxSettings::load(&path.join("box.toml"))?;
+        Ok(BoxDir {
+            name: name.clone(),
+            path,
+            settings,
+        })
+    }
+
+    /// Opens the box, creating it with `mode` when it does not exist.
+    /// Returns the box and whether it was made now.
+    pub fn open_or_create(&self, name: &BoxName, mode: Mode) -> Result<(BoxDir, bool), StoreError> {
+        match self.open_box(name) {
+            Err(StoreError::NoSuchBox { .. }) => {}
+            other => return other.map(|b| (b, false)),
+        }
+        // Build the box beside its final place and rename it in: a crash
+        // leaves a dot-directory that no command treats as a box.
+        let staging = self
+            .boxes_dir()
+            .join(format!(".new-{}-{}", name, std::process::id()));
+        let _ = remove_tree(&staging);
+        let mkdir = |p: &Path| {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(p)
+                .map_err(StoreError::io("create", p))
+        };
+        mkdir(&staging)?;
+        for d in BOX_DIRS {
+            mkdir(&staging.join(d))?;
+        }
+        write_atomic(
+            &staging.join("box.toml"),
+            BoxSettings::new(mode).to_toml().as_bytes(),
+        )?;
+        write_atomic(&staging.join("lock"), b"")?;
+        let target = self.boxes_dir().join(name.as_str());
+        match fs::rename(&staging, &target) {
+            Ok(()) => {
+                sync_dir(&self.boxes_dir());
+                Ok((self.open_box(name)?, true))
+            }
+            // Another cowl made it first: use theirs.
+            Err(e) if matches!(e.raw_os_error(), Some(ENOTEMPTY | EEXIST)) => {
+                let _ = remove_tree(&staging);
+                Ok((self.open_box(name)?, false))
+            }
+            Err(e) => {
+                let _ = remove_tree(&staging);
+                Err(StoreError::io("create", &target)(e))
+            }
+        }
+    }
+
+    /// Removes a box: renames it out of sight first, so that it disappears
+    /// at once, then deletes its files.
+    pub fn remove_box(&self, b: &BoxDir) -> Result<(), StoreError> {
+        let trash = self.boxes_dir().join(format!(
+            ".trash-{}-{}-{}",
+            b.name,
+            std::process::id(),
+            crate::time::now()
+        ));
+        fs::rename(&b.path, &trash).map_err(StoreError::io("remove", &b.path))?;
+        sync_dir(&self.boxes_dir());
+        remove_tree(&trash).map_err(StoreError::io("remove", &trash))
+    }
+
+    /// Deletes leftovers of interrupted creations and removals.
+    pub fn sweep(&self) {
+        let Ok(rd) = fs::read_dir(self.boxes_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(".trash-") {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+
+    fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
+        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
+        let what = if md.file_type().is_symlink() {
+            Some("a symlink where a directory should be".to_owned())
+        } else if !md.is_dir() {
+            Some("not a directory".to_owned())
+        } else if md.uid() != self.uid {
+            Some(format!("owned by uid {} instead of {}", md.uid(), self.uid))
+        } else {
+            None
+        };
+        match what {
+            None => Ok(()),
+            Some(what) => Err(StoreError::Tampered {
+                name: name.map(|n| n.to_string()).unwrap_or_else(|| "BOX".into()),
+                path: path.to_owned(),
+                what,
+            }),
+        }
+    }
+
+    fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
+        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
+        let what = if md.file_type().is_symlink() {
+            Some("a symlink where a file should be".to_owned())
+        } else if !md.is_file() {
+            Some("not a regular file".to_owned())
+        } else if md.uid() != self.uid {
+            Some(format!("owned by uid {} instead of {}", md.uid(), self.uid))
+        } else {
+            None
+        };
+        match what {
+            None => Ok(()),
+            Some(what) => Err(StoreError::Tampered {
+                name: name.to_string(),
+                path: path.to_owned(),
+                what,
+            }),
+        }
+    }
+}
+
+/// One box's directory and settings.
+#[derive(Debug, Clone)]
+pub struct BoxDir {
+    name: BoxName,
+    path: PathBuf,
+    /// The parsed `box.toml`.
+    pub settings: BoxSettings,
+}
+
+/// Held while a box runs: an exclusive `flock` on its `lock` file. The
+/// supervisor and the box's init share it, so the lock lasts exactly as long
+/// as the box's mounts can exist, and no second overlay is ever mounted on
+/// the same upper directory.
+#[derive(Debug)]
+pub struct BoxLock {
+    file: File,
+}
+
+impl BoxLock {
+    /// The locked file, for passing its descriptor to the box's init.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl BoxDir {
+    /// The box's name.
+    pub fn name(&self) -> &BoxName {
+        &self.name
+    }
+
+    /// The box directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The live layer's upper directory.
+    pub fn upper(&self) -> PathBuf {
+        self.path.join("live/upper")
+    }
+
+    /// The overlay work directories' parent.
+    pub fn work(&self) -> PathBuf {
+        self.path.join("live/work")
+    }
+
+    /// The directory the box's root is assembled on.
+    pub fn mnt(&self) -> PathBuf {
+        self.path.join("mnt")
+    }
+
+    /// Tries to take the run lock without waiting. `None`: the box is running.
+    pub fn try_lock(&self) -> Result<Option<BoxLock>, StoreError> {
+        let p = self.path.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .open(&p)
+            .map_err(StoreError::io("open", &p))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(BoxLock { file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &p)(e)),
+        }
+    }
+
+    /// The state of the running box, or `None` when it is not running.
+    pub fn running(&self) -> Result<Option<RunState>, StoreError> {
+        if self.try_lock()?.is_some() {
+            return Ok(None);
+        }
+        Ok(self.read_state())
+    }
+
+    /// The state file as last written, whether or not the box runs.
+    pub fn read_state(&self) -> Option<RunState> {
+        let text = fs::read(self.path.join("state")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Records the running init. Only the lock holder calls this.
+    pub fn write_state(&self, state: &RunState, _lock: &BoxLock) -> Result<(), StoreError> {
+        let text = serde_json::to_vec(state).unwrap_or_default();
+        write_atomic(&self.path.join("state"), &text)
+    }
+
+    /// Forgets the running init. Only the lock holder calls this.
+    pub fn clear_state(&self, _lock: &BoxLock) {
+        let _ = fs::remove_file(self.path.join("state"));
+    }
+
+    /// Replaces `box.toml`.
+    pub fn save_settings(&mut self, settings: BoxSettings) -> Result<(), StoreError> {
+        write_atomic(&self.path.join("box.toml"), settings.to_toml().as_bytes())?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// Bytes the box holds on disk.
+    pub fn allocated_bytes(&self) -> u64 {
+        crate::usage::allocated_bytes(&self.path)
+    }
+}
+
+/// Writes `data` to a temporary file beside `path`, syncs it and renames it
+/// over `path`, then syncs the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io("write", path)(e)
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes a tree that a box wrote, whatever modes its app left on it:
+/// directories are made writable before their entries are removed.
+/// Symlinks are removed, never followed.
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    let md = match fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !md.is_dir() {
+        return fs::remove_file(path);
+    }
+    if md.mode() & 0o700 != 0o700 {
+        fs::set_permissions(
+            path,
+            fs::Permissions::from_mode((md.mode() & 0o7777) | 0o700),
+        )?;
+    }
+    for e in fs::read_dir(path)? {
+        remove_tree(&e?.path())?;
+    }
+    fs::remove_dir(path)
+}

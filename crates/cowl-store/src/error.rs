@@ -1,0 +1,73 @@
+//! Errors of the store, one variant per operation that failed.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong while reading or changing the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A box name that does not match `[a-z0-9][a-z0-9._-]{0,62}`.
+    #[error("invalid box name {name:?}: use 1 to 63 characters from a-z, 0-9, '.', '_' and '-', starting with a letter or digit")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+    },
+    /// No box of that name exists.
+    #[error("no box named {name:?}: `cowl ls` lists the boxes, `cowl run {name}` creates it")]
+    NoSuchBox {
+        /// The name asked for.
+        name: String,
+    },
+    /// The store directory could not be found or made.
+    #[error("cannot use the store at {path}: {source}; set COWL_HOME to a directory you own")]
+    StoreDir {
+        /// The store root.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A path inside a box is not what cowl made it: a symlink, a file where a
+    /// directory should be, or owned by someone else (the CVE-2024-42472 class).
+    #[error("{path} has been tampered with ({what}); cowl refuses to use it. Inspect it, then remove the box with `cowl rm --force {name}`")]
+    Tampered {
+        /// The box.
+        name: String,
+        /// The offending path.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// Reading or writing a file of the store failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What cowl was doing.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// `box.toml` does not parse.
+    #[error("{path} is not valid: {message}; fix it by hand or `cowl rm` the box")]
+    BadSettings {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// The box is running and the operation needs it stopped.
+    #[error("box {name:?} is running (pid {pid}): stop it first with `cowl stop {name}`, or pass --force")]
+    Running {
+        /// The box.
+        name: String,
+        /// Its init's pid on the host.
+        pid: i32,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| StoreError::Io { op, path, source }
+    }
+}

@@ -1,0 +1,23 @@
+//! The on-disk store of cowl: where boxes live, what a box directory holds,
+//! its settings (`box.toml`), the per-box lock and the state of a running box.
+//!
+//! Nothing here makes a namespace or a mount; this crate only reads and
+//! writes files, and it does so so that a crash at any point leaves a box
+//! that opens: every change is written beside its target and renamed over it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod boxdir;
+pub mod error;
+pub mod home;
+pub mod name;
+pub mod settings;
+pub mod state;
+pub mod time;
+pub mod usage;
+
+pub use boxdir::{BoxDir, BoxLock, Store};
+pub use error::StoreError;
+pub use name::BoxName;
+pub use settings::{BoxSettings, Mode, NetMode};
+pub use state::RunState;

@@ -1,0 +1,123 @@
+//! `box.toml`: a box's settings and policy, as a value.
+
+use crate::StoreError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How a box maps identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The caller's uid and gid map to themselves; the app has the caller's
+    /// own rights and nothing more.
+    #[default]
+    Rootless,
+    /// Run by root: ids map one to one, so installers can write anywhere in
+    /// the box. The mounts are made before the user namespace.
+    System,
+}
+
+impl Mode {
+    /// The name used in box.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Rootless => "rootless",
+            Mode::System => "system",
+        }
+    }
+}
+
+/// Which network a box sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetMode {
+    /// Its own network namespace with only loopback.
+    #[default]
+    None,
+    /// The host's network.
+    Host,
+}
+
+impl NetMode {
+    /// Whether the box gets its own network namespace.
+    pub fn has_own_namespace(self) -> bool {
+        matches!(self, NetMode::None)
+    }
+
+    /// The name used in box.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::None => "none",
+            NetMode::Host => "host",
+        }
+    }
+}
+
+/// Everything `box.toml` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxSettings {
+    /// When the box was created, seconds since the epoch.
+    pub created: u64,
+    /// Identity mapping; fixed when the box is created.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The command run when `cowl run BOX` is given none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Network policy.
+    #[serde(default)]
+    pub net: NetMode,
+}
+
+impl BoxSettings {
+    /// Settings of a box made now.
+    pub fn new(mode: Mode) -> Self {
+        BoxSettings {
+            created: crate::time::now(),
+            mode,
+            command: Vec::new(),
+            net: NetMode::None,
+        }
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(StoreError::io("read", path))?;
+        toml::from_str(&text).map_err(|e| StoreError::BadSettings {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Serializes to TOML text.
+    pub fn to_toml(&self) -> String {
+        // Serializing a struct of plain fields cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut s = BoxSettings::new(Mode::System);
+        s.command = vec!["bash".into(), "-l".into()];
+        let text = s.to_toml();
+        assert_eq!(toml::from_str::<BoxSettings>(&text).ok(), Some(s));
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_not_ignored() {
+        assert!(toml::from_str::<BoxSettings>("created = 1\nnetwork = \"host\"\n").is_err());
+    }
+
+    #[test]
+    fn defaults_are_rootless_and_no_network() {
+        let s: BoxSettings = toml::from_str("created = 5").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.mode, Mode::Rootless);
+        assert_eq!(s.net, NetMode::None);
+    }
+}

@@ -1,0 +1,24 @@
+//! The state of a running box: who its init is, so that a second `cowl run`
+//! can join it and `cowl stop` can end it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Mode;
+
+/// Written by the supervisor once the box's init runs; removed when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The init's pid on the host.
+    pub pid: i32,
+    /// The init's start time in clock ticks after boot (field 22 of
+    /// /proc/PID/stat), so a reused pid is never mistaken for the box.
+    pub start_ticks: u64,
+    /// The supervising cowl process.
+    pub supervisor: i32,
+    /// The identity mapping the box runs with.
+    pub mode: Mode,
+    /// The command the box was started with.
+    pub command: Vec<String>,
+    /// When it started, seconds since the epoch.
+    pub started: u64,
+}

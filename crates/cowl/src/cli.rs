@@ -1,0 +1,145 @@
+//! Command-line flags, parsed into plain data. Nothing here touches the
+//! system: validating what the user typed is all it does.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run an application in a persistent copy-on-write box over the host.
+///
+/// The app reads the host's own files; every write it makes lands in the
+/// box's layer, never on the host. Run the box again and its changes are
+/// still there.
+#[derive(Debug, Parser)]
+#[command(name = "cowl", version, about, long_about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  cowl run web -- python3 -m http.server     run a command in box 'web' (created if new)
+  cowl run web                                a shell in the box
+  cowl ls                                     the boxes, their size, whether they run
+  cowl rm web                                 delete a box and everything it wrote
+
+Store: $COWL_HOME, else $XDG_DATA_HOME/cowl, else ~/.local/share/cowl (root: /var/lib/cowl).";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a box (created if new); with no command, the box's
+    /// command, else $SHELL.
+    ///
+    /// The box sees the host's filesystem; its writes go to the box's live
+    /// layer. Rootless (the default), the app has your own rights: what you
+    /// cannot change on the host (root's files in /etc, /usr) it cannot
+    /// change in the box either. With --system (as root), ids map one to one
+    /// and installers can write anywhere, still only into the box.
+    ///
+    /// If the box is already running, the command joins it: same files,
+    /// same processes, same network.
+    ///
+    /// The exit status is the command's (128+N if signal N ended it).
+    #[command(
+        after_help = "Examples:\n  cowl run tools -- git clone https://example.org/repo\n  sudo cowl run --system tools -- dpkg -i ./hello.deb\n  cowl run --dry-run --json tools     show the mounts a run would make"
+    )]
+    Run(RunArgs),
+    /// List the boxes: name, bytes held, running or not, created.
+    Ls(ListArgs),
+    /// List the running boxes and their init pids.
+    Ps(ListArgs),
+    /// Stop a running box: SIGTERM to its processes, SIGKILL after a grace period.
+    Stop(StopArgs),
+    /// Delete a box and everything it wrote. The host is not touched.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// Own network namespace, loopback only (the default).
+    None,
+    /// The host's network.
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Map ids one to one (root only), so package installers work in the box.
+    #[arg(long)]
+    pub system: bool,
+    /// Network for this run (default: the box's setting, else none).
+    #[arg(long, value_enum)]
+    pub net: Option<NetArg>,
+    /// Print the plan (layers and mounts) instead of running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Say what cowl sets up.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The box: 1-63 characters of a-z, 0-9, '.', '_', '-'.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub grace: f64,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Stop the box first if it is running.
+    #[arg(long, short)]
+    pub force: bool,
+    /// The boxes.
+    #[arg(value_name = "BOX", required = true)]
+    pub names: Vec<String>,
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn command_after_double_dash_keeps_its_flags() {
+        let cli = Cli::try_parse_from(["cowl", "run", "b", "--", "ls", "-l", "--color"]);
+        let Ok(Cli {
+            command: Command::Run(r),
+        }) = cli
+        else {
+            panic!("did not parse");
+        };
+        assert_eq!(r.command, ["ls", "-l", "--color"]);
+    }
+}

@@ -1,0 +1,442 @@
+//! One short function per command.
+
+use crate::cli::{Cli, Command, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
+use anyhow::{bail, Context, Result};
+use cowl_sandbox::plan::{self, Base, Spec};
+use cowl_sandbox::spawn::{self, JoinTarget, Observer};
+use cowl_sandbox::{mountinfo, sys};
+use cowl_store::{BoxDir, BoxLock, BoxName, Mode, NetMode, RunState, Store, StoreError};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// A mistake in how cowl was called: exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(a) => run(a),
+        Command::Ls(a) => ls(a),
+        Command::Ps(a) => ps(a),
+        Command::Stop(a) => stop(a),
+        Command::Rm(a) => rm(a),
+    }
+}
+
+fn box_name(s: &str) -> Result<BoxName> {
+    BoxName::new(s).map_err(|e| usage(e.to_string()))
+}
+
+fn open_store() -> Result<Store> {
+    let uid = sys::geteuid();
+    let root = cowl_store::home::store_root(uid == 0)
+        .context("cannot find the store: set COWL_HOME (or HOME) to a directory you own")?;
+    Ok(Store::open(&root, uid)?)
+}
+
+fn run(a: RunArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let is_root = sys::geteuid() == 0;
+    let mode = if a.system {
+        if !is_root {
+            return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
+        }
+        Mode::System
+    } else {
+        Mode::Rootless
+    };
+    let store = open_store()?;
+    let existing = match store.open_box(&name) {
+        Ok(b) => Some(b),
+        Err(StoreError::NoSuchBox { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(b) = &existing {
+        check_mode(b, mode)?;
+    }
+    let settings = existing.as_ref().map(|b| b.settings.clone());
+    let mut command = a.command.clone();
+    if command.is_empty() {
+        command = settings
+            .as_ref()
+            .map(|s| s.command.clone())
+            .unwrap_or_default();
+    }
+    if command.is_empty() {
+        command = vec![std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into())];
+    }
+    let net = match a.net {
+        Some(NetArg::None) => NetMode::None,
+        Some(NetArg::Host) => NetMode::Host,
+        None => settings.as_ref().map(|s| s.net).unwrap_or_default(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let spec = Spec {
+        box_name: name.to_string(),
+        command,
+        mode,
+        net,
+        cwd,
+    };
+
+    if a.dry_run {
+        let box_dir = existing
+            .as_ref()
+            .map(|b| b.path().to_owned())
+            .unwrap_or_else(|| store.box_path(&name));
+        let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
+        let plan = plan::resolve(&spec, &box_dir, store.root(), &[], &mounts);
+        print_plan(&plan, a.json)?;
+        return Ok(0);
+    }
+
+    let (b, _created) = match existing {
+        Some(b) => (b, false),
+        None => store.open_or_create(&name, mode)?,
+    };
+    check_mode(&b, mode)?;
+    let Some(lock) = b.try_lock()? else {
+        return join(&b, &spec);
+    };
+    spawn::preflight(store.root())?;
+    let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
+    let plan = plan::resolve(&spec, b.path(), store.root(), &[], &mounts);
+    if a.verbose {
+        eprintln!(
+            "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",
+            plan.box_name,
+            mode.as_str(),
+            net.as_str(),
+            plan.layers
+                .iter()
+                .filter(|l| !matches!(l.base, Base::ReadOnly { .. }))
+                .count(),
+            b.upper().display()
+        );
+    }
+    let mut obs = StateWriter {
+        b: &b,
+        lock: &lock,
+        command: &spec.command,
+        mode,
+    };
+    let code = spawn::run(&plan, &mut obs)?;
+    b.clear_state(&lock);
+    Ok(code)
+}
+
+fn check_mode(b: &BoxDir, mode: Mode) -> Result<()> {
+    match (b.settings.mode, mode) {
+        (Mode::System, Mode::Rootless) => Err(usage(format!(
+            "box {} is a system box: run it as root with --system",
+            b.name()
+        ))),
+        (Mode::Rootless, Mode::System) => Err(usage(format!(
+            "box {} is rootless: run it without --system, or make a new box for --system",
+            b.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+struct StateWriter<'a> {
+    b: &'a BoxDir,
+    lock: &'a BoxLock,
+    command: &'a [String],
+    mode: Mode,
+}
+
+impl Observer for StateWriter<'_> {
+    fn started(&mut self, pid: i32) {
+        let state = RunState {
+            pid,
+            start_ticks: sys::process_start_ticks(pid).unwrap_or(0),
+            supervisor: std::process::id() as i32,
+            mode: self.mode,
+            command: self.command.to_vec(),
+            started: cowl_store::time::now(),
+        };
+        if let Err(e) = self.b.write_state(&state, self.lock) {
+            eprintln!("cowl: warning: {e} (other cowl commands will not see the box running)");
+        }
+    }
+
+    fn warning(&mut self, msg: &str) {
+        eprintln!("cowl: warning: {msg}");
+    }
+}
+
+/// Joins a running box. Its state appears a moment after its lock is taken,
+/// so wait briefly for it.
+fn join(b: &BoxDir, spec: &Spec) -> Result<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let state = loop {
+        match b.running()? {
+            Some(s) if sys::process_start_ticks(s.pid) == Some(s.start_ticks) => break s,
+            _ if Instant::now() > deadline => bail!(
+                "box {} is locked but has no running init; if no cowl runs it, remove {}",
+                b.name(),
+                b.path().join("state").display()
+            ),
+            _ => {}
+        }
+        if b.try_lock()?.is_some() {
+            bail!(
+                "box {} stopped while joining it: run the command again",
+                b.name()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(spawn::join(
+        &JoinTarget {
+            name: b.name().as_str(),
+            pid: state.pid,
+            start_ticks: state.start_ticks,
+            mode: state.mode,
+        },
+        &spec.command,
+        &spec.cwd,
+    )?)
+}
+
+fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan)?);
+        return Ok(());
+    }
+    println!(
+        "box {} ({}), network {}",
+        plan.box_name,
+        plan.mode.as_str(),
+        plan.net.as_str()
+    );
+    println!("command: {}", plan.command.join(" "));
+    for l in &plan.layers {
+        let base = match &l.base {
+            Base::Host => format!("host {}", l.path.display()),
+            Base::Skeleton { entries } => format!(
+                "skeleton of host {} ({} entries)",
+                l.path.display(),
+                entries.len()
+            ),
+            Base::Empty => "empty (the box's own)".into(),
+            Base::ReadOnly { reason } => format!("read-only host ({reason})"),
+        };
+        println!(
+            "  {:<24} {} version layers + {}",
+            l.path.display(),
+            l.versions.len(),
+            base
+        );
+    }
+    for h in &plan.hidden {
+        println!("  {:<24} hidden", h.display());
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct BoxRow {
+    name: String,
+    bytes: u64,
+    running: bool,
+    pid: Option<i32>,
+    mode: &'static str,
+    created: String,
+}
+
+fn ls(a: ListArgs) -> Result<i32> {
+    let store = open_store()?;
+    store.sweep();
+    let mut rows = Vec::new();
+    for name in store.list()? {
+        let b = match store.open_box(&name) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cowl: warning: {e}");
+                continue;
+            }
+        };
+        let running = b.running()?;
+        rows.push(BoxRow {
+            name: name.to_string(),
+            bytes: b.allocated_bytes(),
+            running: running.is_some(),
+            pid: running.map(|s| s.pid),
+            mode: b.settings.mode.as_str(),
+            created: cowl_store::time::rfc3339(b.settings.created),
+        });
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<24} {:>10} {:<8} {:<8} CREATED",
+            "NAME", "SIZE", "STATE", "MODE"
+        );
+        for r in &rows {
+            println!(
+                "{:<24} {:>10} {:<8} {:<8} {}",
+                r.name,
+                human_bytes(r.bytes),
+                if r.running { "running" } else { "stopped" },
+                r.mode,
+                r.created
+            );
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct PsRow {
+    name: String,
+    pid: i32,
+    supervisor: i32,
+    started: String,
+    command: Vec<String>,
+}
+
+fn ps(a: ListArgs) -> Result<i32> {
+    let store = open_store()?;
+    let mut rows = Vec::new();
+    for name in store.list()? {
+        let Ok(b) = store.open_box(&name) else {
+            continue;
+        };
+        if let Some(s) = b.running()? {
+            rows.push(PsRow {
+                name: name.to_string(),
+                pid: s.pid,
+                supervisor: s.supervisor,
+                started: cowl_store::time::rfc3339(s.started),
+                command: s.command,
+            });
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<24} {:>8} {:<21} COMMAND", "NAME", "PID", "STARTED");
+        for r in &rows {
+            println!(
+                "{:<24} {:>8} {:<21} {}",
+                r.name,
+                r.pid,
+                r.started,
+                r.command.join(" ")
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Sends SIGTERM to the box's init (which passes it to the app), waits up to
+/// `grace`, then SIGKILL: the kernel ends every process of the box with its init.
+fn stop_box(b: &BoxDir, grace: Duration) -> Result<bool> {
+    let Some(s) = b.running()? else {
+        return Ok(false);
+    };
+    if sys::process_start_ticks(s.pid) != Some(s.start_ticks) {
+        return Ok(false);
+    }
+    let _ = sys::kill(s.pid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    let mut killed = false;
+    loop {
+        if b.try_lock()?.is_some() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline && !killed {
+            if sys::process_start_ticks(s.pid) == Some(s.start_ticks) {
+                let _ = sys::kill(s.pid, libc::SIGKILL);
+            }
+            killed = true;
+        }
+        if Instant::now() >= deadline + Duration::from_secs(10) {
+            bail!(
+                "box {} did not stop: its supervisor (pid {}) still holds the lock",
+                b.name(),
+                s.supervisor
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(a: StopArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    if !a.grace.is_finite() || a.grace < 0.0 {
+        return Err(usage("--grace takes a number of seconds, 0 or more"));
+    }
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    if !stop_box(&b, Duration::from_secs_f64(a.grace))? {
+        eprintln!("cowl: box {name} is not running");
+    }
+    Ok(0)
+}
+
+fn rm(a: RmArgs) -> Result<i32> {
+    let names = a
+        .names
+        .iter()
+        .map(|n| box_name(n))
+        .collect::<Result<Vec<_>>>()?;
+    let store = open_store()?;
+    for name in names {
+        let b = match store.open_box(&name) {
+            Ok(b) => b,
+            // A tampered box can still be removed: that is what the error advises.
+            Err(StoreError::Tampered { .. }) if a.force => {
+                cowl_store::boxdir::remove_tree(&store.box_path(&name))
+                    .with_context(|| format!("cannot remove box {name}"))?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(s) = b.running()? {
+            if !a.force {
+                return Err(StoreError::Running {
+                    name: name.to_string(),
+                    pid: s.pid,
+                }
+                .into());
+            }
+            stop_box(&b, Duration::from_secs(2))?;
+        }
+        store.remove_box(&b)?;
+    }
+    Ok(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,20 @@
+//! cowl: run an application in a persistent copy-on-write box over the host.
+//!
+//! The binary is glue: flags become a `Spec`, the sandbox crate resolves it
+//! into a `Plan` and runs it; the store crate keeps the boxes.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::parse();
+    match commands::dispatch(args) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("cowl: {e:#}");
+            ExitCode::from(if e.is::<commands::UsageError>() { 2 } else { 1 })
+        }
+    }
+}
