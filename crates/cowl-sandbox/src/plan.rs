@@ -344,7 +344,7 @@ mod tests {
             .collect();
         assert_eq!(paths, ["/", "/boot", "/tmp", "/boot/efi", "/var/tmp"]);
         assert_eq!(plan.layers[0].base, Base::Host);
-        assert_eq!(plan.layers[1].base, Base::Empty);
+        assert_eq!(plan.layers[2].base, Base::Empty);
     }
 
     #[test]

@@ -18,32 +18,42 @@ pub struct Pty {
     pub slave: OwnedFd,
 }
 
-/// Opens a pty whose settings and size are those of the terminal `like`.
-pub fn open_like(like: RawFd) -> io::Result<Pty> {
+/// Opens a pty from the devpts mounted at /dev/pts (inside the box: its
+/// private one, so `tty` and job control see a terminal of the box).
+pub fn open() -> io::Result<Pty> {
     // SAFETY: standard pty calls on the descriptor we just opened.
     unsafe {
         let m = cvt(libc::posix_openpt(
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         let master = OwnedFd::from_raw_fd(m);
-        cvt(libc::grantpt(m))?;
         cvt(libc::unlockpt(m))?;
         let mut name = [0 as libc::c_char; 128];
-        if libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0 {
-            return Err(io::Error::last_os_error());
+        let r = libc::ptsname_r(m, name.as_mut_ptr(), name.len());
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
         }
         let s = cvt(libc::open(
             name.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
-        let slave = OwnedFd::from_raw_fd(s);
+        Ok(Pty {
+            master,
+            slave: OwnedFd::from_raw_fd(s),
+        })
+    }
+}
+
+/// Gives the pty behind `master` the settings and size of the terminal `like`.
+pub fn configure_like(like: RawFd, master: RawFd) {
+    // SAFETY: termios is plain data filled by tcgetattr.
+    unsafe {
         let mut t: libc::termios = std::mem::zeroed();
         if libc::tcgetattr(like, &mut t) == 0 {
-            libc::tcsetattr(s, libc::TCSANOW, &t);
+            libc::tcsetattr(master, libc::TCSANOW, &t);
         }
-        copy_winsize(like, m);
-        Ok(Pty { master, slave })
     }
+    copy_winsize(like, master);
 }
 
 /// Copies the window size of terminal `from` to `to`.

@@ -155,21 +155,25 @@ fn write_id_maps(pid: i32, mode: Mode, caller: Caller) -> Result<(), SandboxErro
     }
 }
 
-/// The interactive terminal, when cowl's stdin and stdout are one.
-struct Terminal {
-    pty: pty::Pty,
+/// An interactive run: cowl's stdin and stdout are a terminal. The box then
+/// gets a pty of its own devpts, whose master its init passes back.
+#[derive(Clone, Copy)]
+struct Interactive {
     stderr_too: bool,
 }
 
-fn terminal() -> Result<Option<Terminal>, SandboxError> {
-    if !(sys::isatty(0) && sys::isatty(1)) {
-        return Ok(None);
-    }
-    let pty = pty::open_like(0).map_err(SandboxError::sys("open a pseudo-terminal"))?;
-    Ok(Some(Terminal {
-        pty,
+fn interactive() -> Option<Interactive> {
+    (sys::isatty(0) && sys::isatty(1)).then(|| Interactive {
         stderr_too: sys::isatty(2),
-    }))
+    })
+}
+
+/// In the box: opens a pty and passes its master to the supervisor (`P`).
+fn box_pty(sock: &OwnedFd) -> Result<OwnedFd, String> {
+    let pty = pty::open().map_err(|e| format!("cannot open a terminal in the box: {e}"))?;
+    sys::send_with_fd(sock, b"P", pty.master.as_raw_fd())
+        .map_err(|e| format!("cannot pass the terminal out: {e}"))?;
+    Ok(pty.slave)
 }
 
 fn send(sock: &OwnedFd, tag: u8, msg: &str) {
@@ -182,7 +186,7 @@ fn send(sock: &OwnedFd, tag: u8, msg: &str) {
 
 fn wait_go(sock: &OwnedFd) -> Result<(), String> {
     match sys::recv_msg(sock) {
-        Ok(m) if m == GO => Ok(()),
+        Ok((m, _)) if m == GO => Ok(()),
         _ => Err("the supervisor went away".into()),
     }
 }
@@ -194,7 +198,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
         uid: sys::geteuid(),
         gid: sys::getegid(),
     };
-    let term = terminal()?;
+    let term = interactive();
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
@@ -204,15 +208,11 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
     })?;
     if pid == 0 {
         drop(ours);
-        let code = init_main(plan, caller, theirs, term.as_ref());
+        let code = init_main(plan, caller, theirs, term);
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
-    let slave_closed = term.map(|t| {
-        drop(t.pty.slave);
-        t.pty.master
-    });
     let result = (|| {
         if plan.mode == Mode::Rootless {
             write_id_maps(pid, plan.mode, caller)?;
@@ -221,9 +221,9 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
         handshake(&ours, pid, plan.mode, caller, observer)
     })();
     match result {
-        Ok(()) => {
+        Ok(master) => {
             observer.started(pid);
-            Ok(supervise(pid, slave_closed.as_ref()))
+            Ok(supervise(pid, master.as_ref()))
         }
         Err(e) => {
             let _ = sys::kill(pid, libc::SIGKILL);
@@ -242,12 +242,19 @@ fn handshake(
     mode: Mode,
     caller: Caller,
     observer: &mut dyn Observer,
-) -> Result<(), SandboxError> {
+) -> Result<Option<OwnedFd>, SandboxError> {
+    let mut master = None;
     loop {
-        let msg = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
+        let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
         let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
         match msg.first() {
-            None => return Ok(()),
+            None => return Ok(master),
+            Some(b'P') => {
+                if let Some(m) = &fd {
+                    pty::configure_like(0, m.as_raw_fd());
+                }
+                master = fd;
+            }
             Some(b'W') => observer.warning(&text()),
             Some(b'M') => {
                 write_id_maps(pid, mode, caller)?;
@@ -264,7 +271,7 @@ fn handshake(
 }
 
 /// The box's init: build the root, start the app, then reap and forward.
-fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<&Terminal>) -> i32 {
+fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<Interactive>) -> i32 {
     security::die_with_parent();
     let setup = || -> Result<i32, String> {
         if plan.mode == Mode::Rootless {
@@ -288,12 +295,13 @@ fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<&Terminal>
             send(&sock, b'M', "");
             wait_go(&sock)?;
         }
+        let slave = term.map(|_| box_pty(&sock)).transpose()?;
         let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
         if app == 0 {
             process::exec_app(&AppStart {
                 argv: &plan.command,
                 cwd: &plan.cwd,
-                pty_slave: term.map(|t| &t.pty.slave),
+                pty_slave: slave.as_ref(),
                 stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: plan.mode == Mode::Rootless,
                 report: &sock,
@@ -438,7 +446,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     if sys::process_start_ticks(target.pid) != Some(target.start_ticks) {
         return Err(err(std::io::Error::from_raw_os_error(libc::ESRCH)));
     }
-    let term = terminal()?;
+    let term = interactive();
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
@@ -470,12 +478,20 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             unsafe { libc::_exit(1) }
         }
         drop(pidfd);
+        let slave = match term.map(|_| box_pty(&theirs)).transpose() {
+            Ok(s) => s,
+            Err(e) => {
+                send(&theirs, b'E', &e);
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        };
         let app = match process::fork() {
             Ok(0) => process::exec_app(&AppStart {
                 argv,
                 cwd,
-                pty_slave: term.as_ref().map(|t| &t.pty.slave),
-                stderr_to_pty: term.as_ref().is_some_and(|t| t.stderr_too),
+                pty_slave: slave.as_ref(),
+                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: target.mode == Mode::Rootless,
                 report: &theirs,
             }),
@@ -492,10 +508,6 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
-    let master = term.map(|t| {
-        drop(t.pty.slave);
-        t.pty.master
-    });
     struct Quiet;
     impl Observer for Quiet {
         fn started(&mut self, _: i32) {}
@@ -503,18 +515,15 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             eprintln!("cowl: warning: {msg}");
         }
     }
-    if let Err(e) = handshake(
-        &ours,
-        pid,
-        target.mode,
-        Caller { uid: 0, gid: 0 },
-        &mut Quiet,
-    ) {
-        let _ = sys::kill(pid, libc::SIGKILL);
-        let mut status = 0;
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        return Err(e);
+    let nobody = Caller { uid: 0, gid: 0 };
+    match handshake(&ours, pid, target.mode, nobody, &mut Quiet) {
+        Ok(master) => Ok(supervise(pid, master.as_ref())),
+        Err(e) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(e)
+        }
     }
-    Ok(supervise(pid, master.as_ref()))
 }

@@ -282,6 +282,21 @@ impl BoxDir {
         self.path.join("mnt")
     }
 
+    /// The frozen layers of the box's versions, newest first
+    /// (`versions/<n>/layer`, by number).
+    pub fn version_layers(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(self.path.join("versions")) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(u64, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("layer"))))
+            .filter(|(_, p): &(u64, PathBuf)| fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false))
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.into_iter().map(|(_, p)| p).collect()
+    }
+
     /// Tries to take the run lock without waiting. `None`: the box is running.
     pub fn try_lock(&self) -> Result<Option<BoxLock>, StoreError> {
         let p = self.path.join("lock");

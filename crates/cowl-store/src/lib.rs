@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod boxdir;
+pub mod diff;
 pub mod error;
 pub mod home;
+pub mod layer;
 pub mod name;
 pub mod settings;
 pub mod state;

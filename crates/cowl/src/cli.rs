@@ -45,6 +45,13 @@ pub enum Command {
     Run(RunArgs),
     /// List the boxes: name, bytes held, running or not, created.
     Ls(ListArgs),
+    /// Show what a box changed compared with the host: every path added,
+    /// modified, deleted, type-changed or metadata-changed.
+    ///
+    /// Codes: A added, M modified, D deleted, T type changed, P permissions,
+    /// owner or xattrs changed. Reads only the box's layer: it costs what the
+    /// box changed, not the size of the host, and runs nothing from the box.
+    Diff(DiffArgs),
     /// List the running boxes and their init pids.
     Ps(ListArgs),
     /// Stop a running box: SIGTERM to its processes, SIGKILL after a grace period.
@@ -95,6 +102,19 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Print JSON.
+    #[arg(long, conflicts_with = "stat")]
+    pub json: bool,
+    /// Sizes per path and a summary line.
+    #[arg(long)]
+    pub stat: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

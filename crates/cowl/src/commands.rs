@@ -1,6 +1,6 @@
 //! One short function per command.
 
-use crate::cli::{Cli, Command, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
+use crate::cli::{Cli, Command, DiffArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::plan::{self, Base, Spec};
 use cowl_sandbox::spawn::{self, JoinTarget, Observer};
@@ -29,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run(a),
         Command::Ls(a) => ls(a),
+        Command::Diff(a) => diff(a),
         Command::Ps(a) => ps(a),
         Command::Stop(a) => stop(a),
         Command::Rm(a) => rm(a),
@@ -115,7 +116,7 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let plan = plan::resolve(&spec, b.path(), store.root(), &[], &mounts);
+    let plan = plan::resolve(&spec, b.path(), store.root(), &b.version_layers(), &mounts);
     if a.verbose {
         eprintln!(
             "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",
@@ -249,6 +250,76 @@ fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
         println!("  {:<24} hidden", h.display());
     }
     Ok(())
+}
+
+fn diff(a: DiffArgs) -> Result<i32> {
+    use cowl_store::diff::{diff_layer, ChangeKind, DiffRules};
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    // The overlays' mount points: cowl set their attributes, the app did not.
+    let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
+    let spec = Spec {
+        box_name: name.to_string(),
+        command: Vec::new(),
+        mode: b.settings.mode,
+        net: b.settings.net,
+        cwd: "/".into(),
+    };
+    let plan = plan::resolve(&spec, b.path(), store.root(), &[], &mounts);
+    let structural = |p: &std::path::Path| plan.layers.iter().any(|l| l.path == p);
+    let private = |p: &std::path::Path| {
+        plan::PRIVATE_DIRS
+            .iter()
+            .any(|d| std::path::Path::new(d) == p)
+    };
+    let changes = diff_layer(
+        &b.upper(),
+        std::path::Path::new("/"),
+        &DiffRules {
+            structural: &structural,
+            private: &private,
+        },
+    );
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else if a.stat {
+        let mut counts = [0usize; 5];
+        let mut bytes = 0;
+        for c in &changes {
+            let i = match c.change {
+                ChangeKind::Added => 0,
+                ChangeKind::Modified => 1,
+                ChangeKind::Deleted => 2,
+                ChangeKind::TypeChanged => 3,
+                ChangeKind::MetadataChanged => 4,
+            };
+            counts[i] += 1;
+            if c.change != ChangeKind::Deleted {
+                bytes += c.size;
+            }
+            println!(
+                "{} {:>10}  {}",
+                c.change.letter(),
+                human_bytes(c.size),
+                c.path.display()
+            );
+        }
+        println!(
+            "{} added, {} modified, {} deleted, {} type changed, {} metadata changed; {} written",
+            counts[0],
+            counts[1],
+            counts[2],
+            counts[3],
+            counts[4],
+            human_bytes(bytes)
+        );
+    } else {
+        for c in &changes {
+            println!("{} {}", c.change.letter(), c.path.display());
+        }
+    }
+    Ok(0)
 }
 
 #[derive(Serialize)]

@@ -13,8 +13,25 @@ fn main() -> ExitCode {
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("cowl: {e:#}");
+            eprintln!("cowl: {}", render(&e));
             ExitCode::from(if e.is::<commands::UsageError>() { 2 } else { 1 })
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text an
+/// outer message already quotes.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
