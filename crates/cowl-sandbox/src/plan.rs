@@ -5,7 +5,7 @@
 //! `cowl run --dry-run --json` can print exactly what a run would do.
 
 use crate::mountinfo::MountEntry;
-use cowl_store::{Mode, NetMode};
+use cowl_store::{Durability, Mode, NetMode};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -24,6 +24,8 @@ pub struct Spec {
     pub net: NetMode,
     /// The caller's working directory, kept inside when it exists there.
     pub cwd: PathBuf,
+    /// What the app's fsyncs promise.
+    pub durability: Durability,
 }
 
 /// Host directories that a box never sees: it has its own, in its layer.
@@ -38,12 +40,11 @@ pub const SPECIAL_DIRS: [&str; 3] = ["/proc", "/sys", "/dev"];
 pub enum Base {
     /// The host directory at the same path.
     Host,
-    /// A directory the kernel will not take as a lower layer in a user
-    /// namespace because host mounts lie below it: a skeleton of its entries
-    /// (empty directories, the same symlinks, placeholders for files that are
-    /// bound read-only from the host) over which each child is placed.
+    /// Rootless, the root: a skeleton of the host directories the kernel will
+    /// not take as lower layers in a user namespace because host mounts lie
+    /// below them (see `place_rootless`).
     Skeleton {
-        /// The directory's entries.
+        /// Its entries, parents before children, as paths relative to `/`.
         entries: Vec<SkeletonEntry>,
     },
     /// Nothing of the host: the box's own directory (`/tmp`, `/var/tmp`).
@@ -58,7 +59,7 @@ pub enum Base {
 /// One entry of a skeleton directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkeletonEntry {
-    /// Its name.
+    /// Its path relative to the skeleton's root.
     pub name: PathBuf,
     /// What it is.
     #[serde(flatten)]
@@ -69,10 +70,14 @@ pub struct SkeletonEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SkeletonKind {
-    /// A directory; something is mounted on it.
+    /// A directory: something is mounted on it, or it is empty on the host.
     Dir {
         /// Its host mode.
         mode: u32,
+        /// Its host owner.
+        uid: u32,
+        /// Its host group.
+        gid: u32,
     },
     /// A symlink, recreated with the same target.
     Symlink {
@@ -114,6 +119,8 @@ pub struct Plan {
     pub command: Vec<String>,
     /// Working directory inside, when it exists there.
     pub cwd: PathBuf,
+    /// What the app's fsyncs promise.
+    pub durability: Durability,
     /// The box directory in the store.
     pub box_dir: PathBuf,
     /// Paths masked by an empty read-only filesystem: the store.
@@ -161,7 +168,7 @@ pub fn resolve(
     let mut layers = Vec::new();
     match spec.mode {
         Mode::System => place_privileged(&points, store, &mut layers),
-        Mode::Rootless => place_rootless(Path::new("/"), &points, store, &mut layers),
+        Mode::Rootless => place_rootless(&points, store, &mut layers),
     }
     // A private directory below an overlaid one is mounted on top of it.
     for p in PRIVATE_DIRS.map(Path::new) {
@@ -192,6 +199,7 @@ pub fn resolve(
         net: spec.net,
         command: spec.command.clone(),
         cwd: spec.cwd.clone(),
+        durability: spec.durability,
         box_dir: box_dir.to_owned(),
         hidden: vec![store.to_owned()],
         layers,
@@ -219,17 +227,53 @@ fn place_privileged(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<Laye
 }
 
 /// In a user namespace the kernel refuses a lower layer that has mounts
-/// below it ("failed to clone lowerpath"): such directories become skeletons
-/// and each child is placed on its own.
-fn place_rootless(dir: &Path, points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
-    let has_mounts_below = points
+/// below it ("failed to clone lowerpath"). Such directories, from `/` down,
+/// become one skeleton tree (empty directories, the same symlinks,
+/// placeholders for files bound read-only from the host) under the root
+/// overlay, whose upper is the live layer's root: writes directly into them
+/// still land in the layer at the same paths. Each directory without mounts
+/// below gets its own overlay of the host's, except an empty one, which the
+/// skeleton stands for at no cost.
+fn place_rootless(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
+    let mut entries = Vec::new();
+    skeleton_level(Path::new("/"), points, store, &mut entries, out);
+    for p in PRIVATE_DIRS {
+        let p = Path::new(p);
+        if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
+            entries.push(SkeletonEntry {
+                name: rel(p),
+                kind: SkeletonKind::Dir {
+                    mode: 0o1777,
+                    uid: 0,
+                    gid: 0,
+                },
+            });
+            out.push(layer(p, Base::Empty));
+        }
+    }
+    out.push(layer(Path::new("/"), Base::Skeleton { entries }));
+}
+
+fn has_mounts_below(dir: &Path, points: &BTreeSet<PathBuf>) -> bool {
+    points
         .range(dir.to_path_buf()..)
         .take_while(|p| p.starts_with(dir))
-        .any(|p| p != dir);
-    if dir != Path::new("/") && !has_mounts_below {
-        out.push(layer(dir, Base::Host));
-        return;
-    }
+        .any(|p| p != dir)
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(false)
+}
+
+fn skeleton_level(
+    dir: &Path,
+    points: &BTreeSet<PathBuf>,
+    store: &Path,
+    entries: &mut Vec<SkeletonEntry>,
+    out: &mut Vec<LayerMount>,
+) {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -242,7 +286,6 @@ fn place_rootless(dir: &Path, points: &BTreeSet<PathBuf>, store: &Path, out: &mu
             return;
         }
     };
-    let mut entries = Vec::new();
     let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
@@ -257,42 +300,35 @@ fn place_rootless(dir: &Path, points: &BTreeSet<PathBuf>, store: &Path, out: &mu
                 Err(_) => continue,
             }
         } else if ft.is_dir() {
-            let p = path.as_path();
-            if SPECIAL_DIRS.iter().any(|s| Path::new(s) == p) {
-                // Mounted fresh by the sandbox.
-            } else if PRIVATE_DIRS.iter().any(|s| Path::new(s) == p) {
-                out.push(layer(p, Base::Empty));
-            } else if p == store {
-                // Masked: nothing of it is placed.
-            } else {
-                place_rootless(p, points, store, out);
-            }
             SkeletonKind::Dir {
                 mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
             }
         } else if ft.is_file() || ft.is_socket() || ft.is_fifo() {
             SkeletonKind::File
         } else {
             continue;
         };
+        let is_dir = matches!(kind, SkeletonKind::Dir { .. });
         entries.push(SkeletonEntry {
-            name: PathBuf::from(name),
+            name: rel(&path),
             kind,
         });
-    }
-    if dir == Path::new("/") {
-        for p in PRIVATE_DIRS {
-            let p = Path::new(p);
-            if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
-                entries.push(SkeletonEntry {
-                    name: rel(p),
-                    kind: SkeletonKind::Dir { mode: 0o1777 },
-                });
-                out.push(layer(p, Base::Empty));
-            }
+        if !is_dir {
+            continue;
+        }
+        let p = path.as_path();
+        if SPECIAL_DIRS.iter().any(|s| Path::new(s) == p) || p == store {
+            // Mounted fresh by the sandbox, or masked.
+        } else if PRIVATE_DIRS.iter().any(|s| Path::new(s) == p) {
+            out.push(layer(p, Base::Empty));
+        } else if has_mounts_below(p, points) {
+            skeleton_level(p, points, store, entries, out);
+        } else if points.contains(p) || !is_empty_dir(p) {
+            out.push(layer(p, Base::Host));
         }
     }
-    out.push(layer(dir, Base::Skeleton { entries }));
 }
 
 #[cfg(test)]
@@ -306,6 +342,7 @@ mod tests {
             mode,
             net: NetMode::None,
             cwd: "/".into(),
+            durability: Durability::Volatile,
         }
     }
 

@@ -11,7 +11,7 @@
 use crate::error::SetupError;
 use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
-use cowl_store::Mode;
+use cowl_store::{Durability, Mode};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -47,7 +47,7 @@ fn c(s: &str) -> CString {
 pub type Warn<'a> = &'a mut dyn FnMut(String);
 
 /// Builds the root and pivots into it.
-pub fn build(plan: &Plan, caller: Caller, warn: Warn) -> Result<(), SetupError> {
+pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<(), SetupError> {
     let op = |what: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| SetupError::Mount { what, path, source }
@@ -82,7 +82,14 @@ pub fn build(plan: &Plan, caller: Caller, warn: Warn) -> Result<(), SetupError> 
         })
     };
     let live = beneath("live")?;
-    let work = beneath("live/work")?;
+    // Fresh work directories for every run: overlayfs empties a reused work
+    // directory at mount time, and on filesystems mounted with `discard` that
+    // costs a synchronous discard per overlay. The supervisor removes the
+    // previous runs' work directories in the background.
+    let work_base = beneath("live/work")?;
+    sys::mkdirat(work_base.as_raw_fd(), Path::new(run_id), 0o700)
+        .map_err(op("create", &plan.box_dir.join("live/work").join(run_id)))?;
+    let work = beneath(&format!("live/work/{run_id}"))?;
     let mnt = beneath("mnt")?;
     let fresh = sys::mkdirat_new(live.as_raw_fd(), Path::new("upper"), 0o700)
         .map_err(op("create", &plan.box_dir.join("live/upper")))?;
@@ -141,7 +148,7 @@ pub fn build(plan: &Plan, caller: Caller, warn: Warn) -> Result<(), SetupError> 
             ));
             continue;
         }
-        match make_layer(plan.mode, caller, l, i, &upper, &work, &empty, &scratch) {
+        match make_layer(plan, caller, l, i, &upper, &work, &empty, &scratch) {
             Ok(fd) => mounted[i] = Some(fd),
             Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
             Err(e) => warn(format!(
@@ -238,7 +245,7 @@ pub fn build(plan: &Plan, caller: Caller, warn: Warn) -> Result<(), SetupError> 
 /// Creates (without mounting) the overlay for one layer.
 #[allow(clippy::too_many_arguments)]
 fn make_layer(
-    mode: Mode,
+    plan: &Plan,
     caller: Caller,
     l: &LayerMount,
     index: usize,
@@ -252,14 +259,11 @@ fn make_layer(
         move |source| SetupError::Mount { what, path, source }
     };
     let upper_dir =
-        ensure_upper(upper, &l.path, mode, caller).map_err(|source| SetupError::Tampered {
+        ensure_upper(upper, &l.path, plan.mode, caller).map_err(|source| SetupError::Tampered {
             path: PathBuf::from("live/upper").join(l.upper_rel()),
             source,
         })?;
-    let work_name = format!(
-        "w{index}-{:016x}",
-        fnv1a(l.path.as_os_str().as_encoded_bytes())
-    );
+    let work_name = format!("w{index}");
     sys::mkdirat(work.as_raw_fd(), Path::new(&work_name), 0o700)
         .map_err(op("create the work directory of"))?;
     let work_dir = sys::openat(
@@ -299,8 +303,15 @@ fn make_layer(
             .map_err(op("build the skeleton of"))?;
             for e in entries {
                 let r = match &e.kind {
-                    SkeletonKind::Dir { mode } => {
-                        sys::mkdirat(dir.as_raw_fd(), &e.name, *mode & 0o7777)
+                    SkeletonKind::Dir { mode, uid, gid } => {
+                        // Shown where no upper directory covers it: the
+                        // caller's rights on the host, as for a new upper.
+                        let m = rootless_mode(*mode, *uid, *gid, caller);
+                        sys::mkdirat(dir.as_raw_fd(), &e.name, m).and_then(|()| {
+                            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                            let d = sys::openat(Some(dir.as_raw_fd()), &e.name, flags, 0)?;
+                            sys::fchmod(d.as_raw_fd(), m)
+                        })
                     }
                     SkeletonKind::Symlink { target } => {
                         sys::symlinkat(target, dir.as_raw_fd(), &e.name)
@@ -352,6 +363,21 @@ fn make_layer(
         None,
     )
     .map_err(op("configure"))?;
+    // Unmounting an overlay syncs its whole upper filesystem: with one
+    // overlay per top-level directory that is a score of full syncs of the
+    // host's disk each time a box ends. "volatile" skips them (and the app's
+    // own fsyncs); writeback still happens as usual. Each run gets fresh work
+    // directories, so the kernel's after-crash marker never blocks a mount;
+    // the supervisor warns instead (see spawn::remove_old_work_dirs).
+    if plan.durability == Durability::Volatile {
+        sys::fsconfig(
+            fs.as_raw_fd(),
+            sys::FSCONFIG_SET_FLAG,
+            Some(c"volatile"),
+            None,
+        )
+        .map_err(op("configure"))?;
+    }
     sys::fsconfig(fs.as_raw_fd(), sys::FSCONFIG_CMD_CREATE, None, None).map_err(|source| {
         SetupError::Overlay {
             path: l.path.clone(),
@@ -408,23 +434,21 @@ fn copy_attrs(fd: &OwnedFd, host: &Path, mode: Mode, caller: Caller) -> std::io:
             sys::fchown(fd.as_raw_fd(), md.uid(), md.gid())?;
             sys::fchmod(fd.as_raw_fd(), m)
         }
-        Mode::Rootless => {
-            let eff = if md.uid() == caller.uid || caller.uid == 0 {
-                (m >> 6) & 7
-            } else if md.gid() == caller.gid {
-                (m >> 3) & 7
-            } else {
-                m & 7
-            };
-            sys::fchmod(fd.as_raw_fd(), (m & 0o7077) | (eff << 6))
-        }
+        Mode::Rootless => sys::fchmod(fd.as_raw_fd(), rootless_mode(m, md.uid(), md.gid(), caller)),
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+/// The mode a caller-owned directory gets for a host directory of `mode`
+/// owned by `uid`:`gid`: its owner bits are the rights the caller has there.
+fn rootless_mode(mode: u32, uid: u32, gid: u32, caller: Caller) -> u32 {
+    let eff = if uid == caller.uid || caller.uid == 0 {
+        (mode >> 6) & 7
+    } else if gid == caller.gid {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    };
+    (mode & 0o7077) | (eff << 6)
 }
 
 /// A new, detached filesystem mount of `fstype` with string options.

@@ -199,6 +199,15 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
         gid: sys::getegid(),
     };
     let term = interactive();
+    let run_id = format!(
+        "run-{}-{}-{}",
+        boot_id(),
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
@@ -208,7 +217,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
     })?;
     if pid == 0 {
         drop(ours);
-        let code = init_main(plan, caller, theirs, term);
+        let code = init_main(plan, caller, &run_id, theirs, term);
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
@@ -223,6 +232,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
     match result {
         Ok(master) => {
             observer.started(pid);
+            remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             Ok(supervise(pid, master.as_ref()))
         }
         Err(e) => {
@@ -271,13 +281,20 @@ fn handshake(
 }
 
 /// The box's init: build the root, start the app, then reap and forward.
-fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<Interactive>) -> i32 {
+fn init_main(
+    plan: &Plan,
+    caller: Caller,
+    run_id: &str,
+    sock: OwnedFd,
+    term: Option<Interactive>,
+) -> i32 {
     security::die_with_parent();
     let setup = || -> Result<i32, String> {
         if plan.mode == Mode::Rootless {
             wait_go(&sock)?;
         }
-        rootfs::build(plan, caller, &mut |w| send(&sock, b'W', &w)).map_err(|e| e.to_string())?;
+        rootfs::build(plan, caller, run_id, &mut |w| send(&sock, b'W', &w))
+            .map_err(|e| e.to_string())?;
         let name = plan.box_name.as_bytes();
         // SAFETY: name is valid for its length.
         sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
@@ -318,6 +335,69 @@ fn init_main(plan: &Plan, caller: Caller, sock: OwnedFd, term: Option<Interactiv
             drop(sock);
             process::init_loop(app)
         }
+    }
+}
+
+/// Earlier runs' work directories kept before they are removed in one go.
+const WORK_DIRS_KEPT: usize = 8;
+
+/// The kernel's boot id, so a run's work directory tells which boot made it.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().replace('-', ""))
+        .unwrap_or_default()
+}
+
+/// Removes the work directories of earlier runs once there are more than a
+/// few, in a detached process so the app does not wait for it. The list is
+/// taken now, while this run holds the box's lock, so a later run's
+/// directory is never on it. A directory left by an earlier boot means the
+/// machine went down while the box ran: its last writes may be lost.
+fn remove_old_work_dirs(work: &Path, keep: &str, observer: &mut dyn Observer) {
+    let Ok(rd) = std::fs::read_dir(work) else {
+        return;
+    };
+    let old: Vec<_> = rd
+        .flatten()
+        .filter(|e| e.file_name() != keep)
+        .map(|e| e.path())
+        .collect();
+    let this_boot = format!("run-{}-", boot_id());
+    if old.iter().any(|p| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        n.starts_with("run-")
+            && !n.starts_with(&this_boot)
+            && p.join("w0/work/incompat/volatile").exists()
+    }) {
+        observer.warning("this box was running when the machine went down: the writes of its last seconds may be missing or incomplete (box.toml: durability = \"fsync\" makes the app's fsyncs reach the disk)");
+    }
+    if old.len() <= WORK_DIRS_KEPT {
+        return;
+    }
+    match process::fork() {
+        Ok(0) => {
+            // Nothing of the supervisor's may stay open here: not the box's
+            // lock, not its terminal.
+            let _ = security::close_other_fds_on_exec();
+            // SAFETY: closing every descriptor above stderr in this process.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            if let Ok(0) = process::fork() {
+                for p in &old {
+                    let _ = cowl_store::boxdir::remove_tree(p);
+                }
+            }
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(child) => {
+            let mut status = 0;
+            // SAFETY: reaping the intermediate child, which exits at once.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+        }
+        Err(_) => {}
     }
 }
 

@@ -290,10 +290,17 @@ impl BoxDir {
         };
         let mut v: Vec<(u64, PathBuf)> = rd
             .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("layer"))))
-            .filter(|(_, p): &(u64, PathBuf)| fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false))
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_str()?.parse().ok()?,
+                    e.path().join("layer"),
+                ))
+            })
+            .filter(|(_, p): &(u64, PathBuf)| {
+                fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+            })
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|e| std::cmp::Reverse(e.0));
         v.into_iter().map(|(_, p)| p).collect()
     }
 
@@ -327,10 +334,12 @@ impl BoxDir {
         serde_json::from_slice(&text).ok()
     }
 
-    /// Records the running init. Only the lock holder calls this.
+    /// Records the running init. Only the lock holder calls this. Not
+    /// synced: the state only matters while the box runs, and the lock says
+    /// whether it does.
     pub fn write_state(&self, state: &RunState, _lock: &BoxLock) -> Result<(), StoreError> {
         let text = serde_json::to_vec(state).unwrap_or_default();
-        write_atomic(&self.path.join("state"), &text)
+        replace_file(&self.path.join("state"), &text, false)
     }
 
     /// Forgets the running init. Only the lock holder calls this.
@@ -354,6 +363,12 @@ impl BoxDir {
 /// Writes `data` to a temporary file beside `path`, syncs it and renames it
 /// over `path`, then syncs the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    replace_file(path, data, true)
+}
+
+/// Replaces `path` by rename, so a reader sees the old or the new content,
+/// never a mix; with `durable`, synced to disk too.
+fn replace_file(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -369,14 +384,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
             .custom_flags(0o400_000 /* O_NOFOLLOW */)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
         StoreError::io("write", path)(e)
     })?;
-    sync_dir(dir);
+    if durable {
+        sync_dir(dir);
+    }
     Ok(())
 }
 

@@ -21,5 +21,5 @@ pub mod usage;
 pub use boxdir::{BoxDir, BoxLock, Store};
 pub use error::StoreError;
 pub use name::BoxName;
-pub use settings::{BoxSettings, Mode, NetMode};
+pub use settings::{BoxSettings, Durability, Mode, NetMode};
 pub use state::RunState;

@@ -53,6 +53,31 @@ impl NetMode {
     }
 }
 
+/// What an fsync inside the box promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Writes reach the disk by the kernel's normal writeback; the app's
+    /// fsyncs return at once, and ending a box does not sync the host's disk.
+    /// A host crash (not a crash of the app or of cowl) can lose the box's
+    /// last seconds of writes. The default: fast starts and exits.
+    #[default]
+    Volatile,
+    /// The app's fsyncs reach the disk. Each overlay syncs the store's
+    /// filesystem when the box ends.
+    Fsync,
+}
+
+impl Durability {
+    /// The name used in box.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Volatile => "volatile",
+            Durability::Fsync => "fsync",
+        }
+    }
+}
+
 /// Everything `box.toml` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +93,9 @@ pub struct BoxSettings {
     /// Network policy.
     #[serde(default)]
     pub net: NetMode,
+    /// What the app's fsyncs promise.
+    #[serde(default)]
+    pub durability: Durability,
 }
 
 impl BoxSettings {
@@ -78,6 +106,7 @@ impl BoxSettings {
             mode,
             command: Vec::new(),
             net: NetMode::None,
+            durability: Durability::default(),
         }
     }
 

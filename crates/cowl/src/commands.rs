@@ -93,6 +93,7 @@ fn run(a: RunArgs) -> Result<i32> {
         mode,
         net,
         cwd,
+        durability: settings.as_ref().map(|s| s.durability).unwrap_or_default(),
     };
 
     if a.dry_run {
@@ -257,7 +258,8 @@ fn diff(a: DiffArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
     let b = store.open_box(&name)?;
-    // The overlays' mount points: cowl set their attributes, the app did not.
+    // The overlays' mount points and the directories above them: cowl made
+    // those upper directories, the app did not.
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
     let spec = Spec {
         box_name: name.to_string(),
@@ -265,9 +267,10 @@ fn diff(a: DiffArgs) -> Result<i32> {
         mode: b.settings.mode,
         net: b.settings.net,
         cwd: "/".into(),
+        durability: b.settings.durability,
     };
     let plan = plan::resolve(&spec, b.path(), store.root(), &[], &mounts);
-    let structural = |p: &std::path::Path| plan.layers.iter().any(|l| l.path == p);
+    let structural = |p: &std::path::Path| plan.layers.iter().any(|l| l.path.starts_with(p));
     let private = |p: &std::path::Path| {
         plan::PRIVATE_DIRS
             .iter()
