@@ -16,6 +16,7 @@ pub mod rootfs;
 pub mod security;
 pub mod spawn;
 pub mod sys;
+pub mod trace;
 
 pub use error::{SandboxError, SetupError};
 pub use plan::{Plan, Spec};

@@ -185,6 +185,7 @@ pub fn init_loop(app: i32) -> i32 {
                     break;
                 }
                 if pid == app {
+                    crate::trace::mark("init: app exited");
                     return exit_code(status);
                 }
             }

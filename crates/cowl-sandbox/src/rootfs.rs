@@ -158,6 +158,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         }
     }
 
+    crate::trace::mark("init: overlays made");
     // Attach them, shallowest first.
     let root_fd = mounted[0]
         .take()
@@ -213,6 +214,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         }
     }
 
+    crate::trace::mark("init: overlays attached");
     mount_proc(&in_root)?;
     mount_dev(&in_root)?;
     mount_sys(&in_root)?;
@@ -232,6 +234,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         }
     }
 
+    crate::trace::mark("init: proc dev sys");
     // pivot_root(".", ".") stacks the old root under the new one; detaching
     // it leaves nothing of the host's mount tree reachable.
     sys::fchdir(root.as_raw_fd()).map_err(op("enter", Path::new("/")))?;

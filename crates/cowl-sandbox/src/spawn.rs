@@ -198,6 +198,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
         uid: sys::geteuid(),
         gid: sys::getegid(),
     };
+    crate::trace::mark("spawn");
     let term = interactive();
     let run_id = format!(
         "run-{}-{}-{}",
@@ -222,6 +223,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
+    crate::trace::mark("cloned");
     let result = (|| {
         if plan.mode == Mode::Rootless {
             write_id_maps(pid, plan.mode, caller)?;
@@ -231,8 +233,10 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
     })();
     match result {
         Ok(master) => {
+            crate::trace::mark("app started");
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
+            crate::trace::mark("supervising");
             Ok(supervise(pid, master.as_ref()))
         }
         Err(e) => {
@@ -293,6 +297,7 @@ fn init_main(
         if plan.mode == Mode::Rootless {
             wait_go(&sock)?;
         }
+        crate::trace::mark("init: mapped");
         rootfs::build(plan, caller, run_id, &mut |w| send(&sock, b'W', &w))
             .map_err(|e| e.to_string())?;
         let name = plan.box_name.as_bytes();
@@ -313,6 +318,7 @@ fn init_main(
             wait_go(&sock)?;
         }
         let slave = term.map(|_| box_pty(&sock)).transpose()?;
+        crate::trace::mark("init: forking app");
         let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
         if app == 0 {
             process::exec_app(&AppStart {
@@ -339,7 +345,10 @@ fn init_main(
 }
 
 /// Earlier runs' work directories kept before they are removed in one go.
-const WORK_DIRS_KEPT: usize = 8;
+/// Each run leaves four small directories per overlay; removing them costs a
+/// synchronous discard each on filesystems mounted with `discard`, so they
+/// are removed in batches, in the background, at the lowest priority.
+const WORK_DIRS_KEPT: usize = 16;
 
 /// The kernel's boot id, so a run's work directory tells which boot made it.
 fn boot_id() -> String {
@@ -385,6 +394,8 @@ fn remove_old_work_dirs(work: &Path, keep: &str, observer: &mut dyn Observer) {
             // SAFETY: closing every descriptor above stderr in this process.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             if let Ok(0) = process::fork() {
+                // SAFETY: lowering our own priority.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
                 for p in &old {
                     let _ = cowl_store::boxdir::remove_tree(p);
                 }
@@ -461,6 +472,7 @@ fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
             break code;
         }
     };
+    crate::trace::mark("box ended");
     if let (Some(m), true) = (master, master_open) {
         drain(m.as_raw_fd());
     }

@@ -48,6 +48,7 @@ fn open_store() -> Result<Store> {
 }
 
 fn run(a: RunArgs) -> Result<i32> {
+    cowl_sandbox::trace::mark("main");
     let name = box_name(&a.name)?;
     let is_root = sys::geteuid() == 0;
     let mode = if a.system {
@@ -139,6 +140,7 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     let code = spawn::run(&plan, &mut obs)?;
     b.clear_state(&lock);
+    cowl_sandbox::trace::mark("done");
     Ok(code)
 }
 
