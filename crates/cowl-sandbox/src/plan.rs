@@ -176,18 +176,7 @@ pub fn resolve(
             layers.push(layer(p, Base::Empty));
         }
     }
-    for l in &mut layers {
-        let r = l.upper_rel();
-        l.versions = versions
-            .iter()
-            .map(|v| v.join(&r))
-            .filter(|p| {
-                std::fs::symlink_metadata(p)
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false)
-            })
-            .collect();
-    }
+    attach_versions(&mut layers, versions);
     layers.sort_by(|a, b| {
         depth(&a.path)
             .cmp(&depth(&b.path))
@@ -203,6 +192,46 @@ pub fn resolve(
         box_dir: box_dir.to_owned(),
         hidden: vec![store.to_owned()],
         layers,
+    }
+}
+
+/// Gives each layer the versions that hold something for it, newest first.
+/// A version's root is read once; a layer's path is looked at only in the
+/// versions whose root has its first component. The root overlay takes a
+/// version only if that version has something at the root that no other
+/// overlay covers, so a deep history of changes under /home does not stack
+/// hundreds of empty lowers on `/`.
+fn attach_versions(layers: &mut [LayerMount], versions: &[PathBuf]) {
+    let top: BTreeSet<std::ffi::OsString> = layers
+        .iter()
+        .filter(|l| depth(&l.path) == 1)
+        .filter_map(|l| l.path.file_name().map(|n| n.to_owned()))
+        .collect();
+    let roots: Vec<(PathBuf, BTreeSet<std::ffi::OsString>)> = versions
+        .iter()
+        .map(|v| {
+            let names = std::fs::read_dir(v)
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            (v.clone(), names)
+        })
+        .collect();
+    for l in layers.iter_mut() {
+        let r = l.upper_rel();
+        let first = r.components().next().map(|c| c.as_os_str().to_owned());
+        l.versions = roots
+            .iter()
+            .filter(|(v, names)| match &first {
+                None => names.iter().any(|n| !top.contains(n)),
+                Some(f) => {
+                    names.contains(f)
+                        && std::fs::symlink_metadata(v.join(&r))
+                            .map(|m| m.is_dir())
+                            .unwrap_or(false)
+                }
+            })
+            .map(|(v, _)| v.join(&r))
+            .collect();
     }
 }
 

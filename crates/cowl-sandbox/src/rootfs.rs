@@ -291,6 +291,17 @@ fn make_layer(
         keep.push(fd);
     }
     match &l.base {
+        Base::Host if !l.versions.is_empty() && plan.box_dir.starts_with(&l.path) => {
+            // The box's versions live below this host directory (the store is
+            // in the user's home). The kernel refuses a lower layer inside
+            // another lower layer of the same overlay ("overlapping layers"),
+            // so the host directory goes in through a read-only overlay of
+            // its own: same view, another superblock.
+            let fd = host_through_overlay(&l.path, index, empty, scratch)
+                .map_err(op("wrap the host directory of"))?;
+            lowers.push(fd_path(&fd));
+            keep.push(fd);
+        }
         Base::Host => lowers.push(l.path.to_string_lossy().into_owned()),
         Base::Empty => lowers.push(fd_path(empty)),
         Base::Skeleton { entries } => {
@@ -388,6 +399,54 @@ fn make_layer(
         }
     })?;
     sys::fsmount(fs.as_raw_fd(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV).map_err(op("mount"))
+}
+
+/// A read-only overlay of the host directory `path` (over an empty one, as
+/// an overlay without upper needs two lowers), attached on the scratch
+/// filesystem; returns its root.
+fn host_through_overlay(
+    path: &Path,
+    index: usize,
+    empty: &OwnedFd,
+    scratch: &OwnedFd,
+) -> std::io::Result<OwnedFd> {
+    let fs = sys::fsopen(c"overlay")?;
+    let set = |k: &str, v: &str| {
+        sys::fsconfig(
+            fs.as_raw_fd(),
+            sys::FSCONFIG_SET_STRING,
+            Some(&c(k)),
+            Some(&c(v)),
+        )
+    };
+    set("lowerdir+", &path.to_string_lossy())?;
+    set("lowerdir+", &fd_path(empty))?;
+    sys::fsconfig(
+        fs.as_raw_fd(),
+        sys::FSCONFIG_SET_FLAG,
+        Some(c"userxattr"),
+        None,
+    )?;
+    sys::fsconfig(fs.as_raw_fd(), sys::FSCONFIG_CMD_CREATE, None, None)?;
+    let m = sys::fsmount(
+        fs.as_raw_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )?;
+    let name = format!("host{index}");
+    sys::mkdirat(scratch.as_raw_fd(), Path::new(&name), 0o755)?;
+    let point = sys::openat(
+        Some(scratch.as_raw_fd()),
+        Path::new(&name),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )?;
+    sys::move_mount_fd(m.as_raw_fd(), point.as_raw_fd())?;
+    sys::openat(
+        Some(scratch.as_raw_fd()),
+        Path::new(&name),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
 }
 
 /// Opens (creating as needed) the upper directory for the box path `path`,

@@ -107,11 +107,18 @@ impl Store {
             self.check_file(name, &path.join(f))?;
         }
         let settings = BoxSettings::load(&path.join("box.toml"))?;
-        Ok(BoxDir {
+        let b = BoxDir {
             name: name.clone(),
             path,
             settings,
-        })
+        };
+        // A store operation a crash interrupted is finished (or undone)
+        // before anything else looks at the box.
+        if b.needs_recovery() {
+            let _ops = b.ops_lock(true)?;
+            crate::history::recover(&b)?;
+        }
+        Ok(b)
     }
 
     /// Opens the box, creating it with `mode` when it does not exist.
@@ -282,26 +289,43 @@ impl BoxDir {
         self.path.join("mnt")
     }
 
+    fn needs_recovery(&self) -> bool {
+        let pending = fs::read_dir(self.path.join("pending"))
+            .map(|mut r| r.next().is_some())
+            .unwrap_or(false);
+        pending
+            || fs::read_dir(self.path.join("quarantine"))
+                .map(|rd| rd.flatten().any(|e| e.path().join(".incomplete").exists()))
+                .unwrap_or(false)
+    }
+
     /// The frozen layers of the box's versions, newest first
-    /// (`versions/<n>/layer`, by number).
-    pub fn version_layers(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(self.path.join("versions")) else {
-            return Vec::new();
-        };
-        let mut v: Vec<(u64, PathBuf)> = rd
-            .flatten()
-            .filter_map(|e| {
-                Some((
-                    e.file_name().to_str()?.parse().ok()?,
-                    e.path().join("layer"),
-                ))
-            })
-            .filter(|(_, p): &(u64, PathBuf)| {
-                fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
-            })
-            .collect();
+    /// (`versions/<n>/layer`, by number). A layer that is not a plain
+    /// directory of the caller's is tampered with: an error, never skipped.
+    pub fn version_layers(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.path.join("versions");
+        let rd = fs::read_dir(&dir).map_err(StoreError::io("read", &dir))?;
+        let mut v: Vec<(u64, PathBuf)> = Vec::new();
+        for e in rd.flatten() {
+            let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            let store = Store {
+                root: PathBuf::new(),
+                uid: self.owner()?,
+            };
+            store.check_dir(Some(&self.name), &e.path())?;
+            store.check_dir(Some(&self.name), &e.path().join("layer"))?;
+            v.push((n, e.path().join("layer")));
+        }
         v.sort_by_key(|e| std::cmp::Reverse(e.0));
-        v.into_iter().map(|(_, p)| p).collect()
+        Ok(v.into_iter().map(|(_, p)| p).collect())
+    }
+
+    fn owner(&self) -> Result<u32, StoreError> {
+        fs::symlink_metadata(&self.path)
+            .map(|m| m.uid())
+            .map_err(StoreError::io("stat", &self.path))
     }
 
     /// Tries to take the run lock without waiting. `None`: the box is running.
@@ -399,7 +423,7 @@ fn replace_file(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreErro
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

@@ -1,9 +1,12 @@
-//! What a layer changed compared with what lies below it (for the live layer
-//! over the bare host: version 0). The walk visits only the layer's entries,
-//! so its cost grows with the number of changes, not with the host's size.
+//! What changed between two views of a box: version 0 (the bare host), any
+//! version, or the live layer. Only the paths that appear in the layers
+//! between the two views are looked at, so the cost grows with the number of
+//! changes, never with the size of the host.
 
 use crate::layer::EntryKind;
+use crate::stack::{Found, Stack};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,15 +15,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
-    /// New in the layer.
+    /// New.
     Added,
     /// Its content changed.
     Modified,
-    /// Removed by the layer.
+    /// Removed.
     Deleted,
     /// Now of another type (a file became a directory, …).
     TypeChanged,
-    /// Same content; mode, owner, times or xattrs changed.
+    /// Same content; mode, owner or xattrs changed.
     MetadataChanged,
 }
 
@@ -48,138 +51,102 @@ pub struct Change {
     pub kind: EntryKind,
     /// Its size now (for deletions: before).
     pub size: u64,
+    /// Where its old content is, for patches.
+    #[serde(skip)]
+    pub before: Option<PathBuf>,
+    /// Where its new content is, for patches.
+    #[serde(skip)]
+    pub after: Option<PathBuf>,
 }
 
 /// How the diff treats special parts of the box.
 pub struct DiffRules<'a> {
-    /// Directories whose attributes cowl set (overlay mount points): their
-    /// metadata is not a change.
+    /// Directories whose attributes cowl set (overlay mount points and the
+    /// directories above them): their metadata is not a change.
     pub structural: &'a dyn Fn(&Path) -> bool,
-    /// Directories the box has on its own (not the host's, like /tmp): all
-    /// their content is added.
-    pub private: &'a dyn Fn(&Path) -> bool,
 }
 
-/// Changes of the layer at `layer` over the host's root `base` ("/").
-pub fn diff_layer(layer: &Path, base: &Path, rules: &DiffRules) -> Vec<Change> {
+/// The paths of every entry of `layer`, relative to `/`.
+pub fn layer_paths(layer: &Path, out: &mut BTreeSet<PathBuf>) {
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(layer.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(r.clone());
+            }
+            out.insert(r);
+        }
+    }
+}
+
+/// Compares two stacks at the candidate paths (relative to `/`): the
+/// entries of every layer that one stack has and the other has not.
+pub fn diff_stacks(
+    from: &Stack,
+    to: &Stack,
+    candidates: BTreeSet<PathBuf>,
+    rules: &DiffRules,
+) -> Vec<Change> {
+    let mut work = candidates;
+    let mut done = BTreeSet::new();
     let mut out = Vec::new();
-    walk(layer, base, Path::new("/"), false, rules, &mut out);
+    while let Some(rel) = work.pop_first() {
+        if !done.insert(rel.clone()) {
+            continue;
+        }
+        let a = from.lookup(&rel);
+        let b = to.lookup(&rel);
+        let path = Path::new("/").join(&rel);
+        let mk = |change, f: &Found, a: &Option<Found>, b: &Option<Found>| Change {
+            path: path.clone(),
+            change,
+            kind: f.kind,
+            size: if f.kind.is_dir() { 0 } else { f.md.len() },
+            before: a.as_ref().map(|x| x.real.clone()),
+            after: b.as_ref().map(|x| x.real.clone()),
+        };
+        match (&a, &b) {
+            (None, None) => {}
+            (None, Some(t)) => out.push(mk(ChangeKind::Added, t, &a, &b)),
+            (Some(f), None) => {
+                // Report a deleted directory once, not each entry below it.
+                if rel
+                    .parent()
+                    .is_none_or(|p| p.as_os_str().is_empty() || to.lookup(p).is_some())
+                {
+                    out.push(mk(ChangeKind::Deleted, f, &a, &b));
+                }
+            }
+            (Some(f), Some(t)) if f.kind != t.kind => {
+                out.push(mk(ChangeKind::TypeChanged, t, &a, &b))
+            }
+            (Some(f), Some(t)) if t.kind.is_dir() => {
+                if !(rules.structural)(&path) && meta_differs(&f.md, &t.md, &f.real, &t.real) {
+                    out.push(mk(ChangeKind::MetadataChanged, t, &a, &b));
+                }
+                // An opaque directory on either side hides what the other
+                // side shows in it: every such name is a candidate.
+                if f.opaque || t.opaque {
+                    for n in from.list(&rel).into_iter().chain(to.list(&rel)) {
+                        work.insert(rel.join(n));
+                    }
+                }
+            }
+            (Some(f), Some(t)) => {
+                if content_differs(t.kind, &f.real, &f.md, &t.real, &t.md) {
+                    out.push(mk(ChangeKind::Modified, t, &a, &b));
+                } else if meta_differs(&f.md, &t.md, &f.real, &t.real) {
+                    out.push(mk(ChangeKind::MetadataChanged, t, &a, &b));
+                }
+            }
+        }
+    }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
-}
-
-fn walk(
-    layer_dir: &Path,
-    base_root: &Path,
-    at: &Path,
-    hidden_below: bool,
-    rules: &DiffRules,
-    out: &mut Vec<Change>,
-) {
-    let Ok(rd) = std::fs::read_dir(layer_dir) else {
-        return;
-    };
-    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-    names.sort();
-    for name in names {
-        let path = at.join(&name);
-        let lp = layer_dir.join(&name);
-        let Some((kind, md)) = EntryKind::of(&lp) else {
-            continue;
-        };
-        let base_path = base_root.join(path.strip_prefix("/").unwrap_or(&path));
-        // A private directory (the box's own /tmp) is compared as a mount
-        // point; what is inside it is all the box's.
-        let private = (rules.private)(&path);
-        let below = if hidden_below {
-            None
-        } else {
-            EntryKind::of(&base_path)
-        };
-        match (kind, &below) {
-            (EntryKind::Whiteout, Some((bk, bmd))) => out.push(Change {
-                path,
-                change: ChangeKind::Deleted,
-                kind: *bk,
-                size: bmd.len(),
-            }),
-            (EntryKind::Whiteout, None) => {}
-            (k, None) => {
-                out.push(Change {
-                    path: path.clone(),
-                    change: ChangeKind::Added,
-                    kind: k,
-                    size: if k.is_dir() { 0 } else { md.len() },
-                });
-                if k.is_dir() {
-                    walk(&lp, base_root, &path, true, rules, out);
-                }
-            }
-            (k, Some((bk, bmd))) if k.is_dir() && bk.is_dir() => {
-                if !(rules.structural)(&path) && meta_differs(&md, bmd, &lp, &base_path) {
-                    out.push(Change {
-                        path: path.clone(),
-                        change: ChangeKind::MetadataChanged,
-                        kind: k,
-                        size: 0,
-                    });
-                }
-                if k == EntryKind::OpaqueDir && !private {
-                    deleted_below(&lp, &base_path, &path, out);
-                }
-                let hide = private || k == EntryKind::OpaqueDir;
-                walk(&lp, base_root, &path, hide, rules, out);
-            }
-            (k, Some((bk, _))) if k != *bk => {
-                out.push(Change {
-                    path: path.clone(),
-                    change: ChangeKind::TypeChanged,
-                    kind: k,
-                    size: if k.is_dir() { 0 } else { md.len() },
-                });
-                if k.is_dir() {
-                    walk(&lp, base_root, &path, true, rules, out);
-                }
-            }
-            (k, Some((_, bmd))) => {
-                let change = if content_differs(k, &lp, &md, &base_path, bmd) {
-                    ChangeKind::Modified
-                } else if meta_differs(&md, bmd, &lp, &base_path) {
-                    ChangeKind::MetadataChanged
-                } else {
-                    continue;
-                };
-                out.push(Change {
-                    path,
-                    change,
-                    kind: k,
-                    size: md.len(),
-                });
-            }
-        }
-    }
-}
-
-/// Host entries an opaque directory hides: deleted.
-fn deleted_below(layer_dir: &Path, base_dir: &Path, at: &Path, out: &mut Vec<Change>) {
-    let Ok(rd) = std::fs::read_dir(base_dir) else {
-        return;
-    };
-    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-    names.sort();
-    for name in names {
-        if std::fs::symlink_metadata(layer_dir.join(&name)).is_ok() {
-            continue;
-        }
-        if let Some((bk, bmd)) = EntryKind::of(&base_dir.join(&name)) {
-            out.push(Change {
-                path: at.join(&name),
-                change: ChangeKind::Deleted,
-                kind: bk,
-                size: bmd.len(),
-            });
-        }
-    }
 }
 
 fn meta_differs(a: &std::fs::Metadata, b: &std::fs::Metadata, ap: &Path, bp: &Path) -> bool {
@@ -214,6 +181,9 @@ fn content_differs(
     b: &Path,
     bmd: &std::fs::Metadata,
 ) -> bool {
+    if amd.dev() == bmd.dev() && amd.ino() == bmd.ino() {
+        return false;
+    }
     match kind {
         EntryKind::Symlink => std::fs::read_link(a).ok() != std::fs::read_link(b).ok(),
         EntryKind::File => amd.len() != bmd.len() || !same_bytes(a, b),
@@ -250,4 +220,59 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// A unified diff of one change for `--patch`: text files line by line,
+/// anything else as one line.
+pub fn patch(c: &Change) -> String {
+    let read = |p: &Option<PathBuf>| -> Option<Vec<u8>> {
+        match p {
+            None => Some(Vec::new()),
+            Some(p) => std::fs::read(p).ok(),
+        }
+    };
+    let label = c.path.display().to_string();
+    let is_file = c.kind == EntryKind::File;
+    if !is_file || c.change == ChangeKind::MetadataChanged {
+        return format!("{} {} ({})\n", c.change.letter(), label, c.kind.as_str());
+    }
+    let before = if c.change == ChangeKind::Added {
+        Some(Vec::new())
+    } else {
+        read(&c.before)
+    };
+    let after = if c.change == ChangeKind::Deleted {
+        Some(Vec::new())
+    } else {
+        read(&c.after)
+    };
+    let text = |b: &Option<Vec<u8>>| {
+        b.as_ref().and_then(|b| {
+            (!b.contains(&0))
+                .then(|| String::from_utf8(b.clone()).ok())
+                .flatten()
+        })
+    };
+    match (text(&before), text(&after)) {
+        (Some(x), Some(y)) => {
+            let from = if c.change == ChangeKind::Added {
+                "/dev/null".to_owned()
+            } else {
+                format!("a{label}")
+            };
+            let to = if c.change == ChangeKind::Deleted {
+                "/dev/null".to_owned()
+            } else {
+                format!("b{label}")
+            };
+            format!(
+                "diff --cowl a{label} b{label}\n{}",
+                similar::TextDiff::from_lines(&x, &y)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&from, &to)
+            )
+        }
+        _ => format!("Binary file {label} differs\n"),
+    }
 }

@@ -55,6 +55,16 @@ pub enum StoreError {
         /// The parser's message.
         message: String,
     },
+    /// A version number the box does not have.
+    #[error("box {name:?} has no version {version} (its newest is {newest}): `cowl log {name}` lists them")]
+    NoSuchVersion {
+        /// The box.
+        name: String,
+        /// The number asked for.
+        version: u64,
+        /// The newest version.
+        newest: u64,
+    },
     /// The box is running and the operation needs it stopped.
     #[error("box {name:?} is running (pid {pid}): stop it first with `cowl stop {name}`, or pass --force")]
     Running {

@@ -78,6 +78,25 @@ impl Durability {
     }
 }
 
+/// When versions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotPolicy {
+    /// When a run of the box ends and it changed something.
+    #[default]
+    OnExit,
+    /// Only by `cowl snapshot`.
+    Manual,
+}
+
+fn default_keep() -> u32 {
+    50
+}
+
+fn default_quarantine_days() -> u32 {
+    30
+}
+
 /// Everything `box.toml` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +115,15 @@ pub struct BoxSettings {
     /// What the app's fsyncs promise.
     #[serde(default)]
     pub durability: Durability,
+    /// When versions are made.
+    #[serde(default)]
+    pub snapshot: SnapshotPolicy,
+    /// Automatic versions kept before older ones are squashed.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+    /// Days a rollback's quarantine is kept before `cowl gc` purges it.
+    #[serde(default = "default_quarantine_days")]
+    pub quarantine_days: u32,
 }
 
 impl BoxSettings {
@@ -107,6 +135,9 @@ impl BoxSettings {
             command: Vec::new(),
             net: NetMode::None,
             durability: Durability::default(),
+            snapshot: SnapshotPolicy::default(),
+            keep: default_keep(),
+            quarantine_days: default_quarantine_days(),
         }
     }
 

@@ -43,15 +43,49 @@ pub enum Command {
         after_help = "Examples:\n  cowl run tools -- git clone https://example.org/repo\n  sudo cowl run --system tools -- dpkg -i ./hello.deb\n  cowl run --dry-run --json tools     show the mounts a run would make"
     )]
     Run(RunArgs),
+    /// Read or change a box's settings (box.toml).
+    ///
+    /// With no KEY, print them all; KEY prints one; KEY=VALUE sets it.
+    /// Keys: command, net (none|host), durability (volatile|fsync),
+    /// snapshot (on-exit|manual), keep (automatic versions kept before
+    /// squashing), quarantine_days.
+    #[command(
+        after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'"
+    )]
+    Config(ConfigArgs),
     /// List the boxes: name, bytes held, running or not, created.
     Ls(ListArgs),
-    /// Show what a box changed compared with the host: every path added,
+    /// Show what changed between two views of a box: every path added,
     /// modified, deleted, type-changed or metadata-changed.
     ///
-    /// Codes: A added, M modified, D deleted, T type changed, P permissions,
-    /// owner or xattrs changed. Reads only the box's layer: it costs what the
-    /// box changed, not the size of the host, and runs nothing from the box.
+    /// FROM defaults to 0 (the bare host), TO to `live` (the live layer);
+    /// either may be any version number. Codes: A added, M modified, D
+    /// deleted, T type changed, P permissions, owner or xattrs changed. Reads
+    /// only the layers between the two views: it costs what changed, not the
+    /// size of the host, and runs nothing from the box.
     Diff(DiffArgs),
+    /// Freeze the live layer as a new version (by rename, not copy).
+    ///
+    /// A running box is never frozen mid-write: the snapshot is taken the
+    /// moment its last process exits. By default a version is also made
+    /// automatically whenever a run ends and changed something (box.toml
+    /// `snapshot = "on-exit"`; `"manual"` turns that off).
+    Snapshot(SnapshotArgs),
+    /// List a box's versions: number, time, how it was made, added, modified
+    /// and deleted paths, bytes, digest, pinned, message.
+    Log(LogArgs),
+    /// Roll a box back to VERSION: later versions and the live layer move to
+    /// quarantine (`cowl log --quarantine`), kept until `cowl gc` purges them.
+    Rollback(RollbackArgs),
+    /// Merge old unpinned versions into one, exactly as the overlay showed
+    /// them (whiteouts and opaque directories cancel what they hide).
+    Squash(SquashArgs),
+    /// Re-hash every version and check the chain of digests; name the first
+    /// version that does not match (exit 1).
+    Verify(VerifyArgs),
+    /// Purge quarantined rollbacks older than each box's `quarantine_days`
+    /// (box.toml, default 30).
+    Gc(GcArgs),
     /// List the running boxes and their init pids.
     Ps(ListArgs),
     /// Stop a running box: SIGTERM to its processes, SIGKILL after a grace period.
@@ -107,14 +141,99 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Print JSON.
-    #[arg(long, conflicts_with = "stat")]
+    #[arg(long, conflicts_with_all = ["stat", "patch"])]
     pub json: bool,
     /// Sizes per path and a summary line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "patch")]
     pub stat: bool,
+    /// A unified diff of text files; one line for anything else.
+    #[arg(long)]
+    pub patch: bool,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
+    /// The older view: a version number, 0 for the bare host (default).
+    #[arg(value_name = "FROM")]
+    pub from: Option<String>,
+    /// The newer view: a version number, or `live` (default).
+    #[arg(value_name = "TO")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// KEY to read or KEY=VALUE to set.
+    #[arg(value_name = "KEY[=VALUE]")]
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What this version is.
+    #[arg(short, long, value_name = "MSG")]
+    pub message: Option<String>,
+    /// Keep it through squashes and retention.
+    #[arg(long)]
+    pub pin: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// List what rollbacks cut off instead.
+    #[arg(long)]
+    pub quarantine: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Stop the box first if it is running.
+    #[arg(long)]
+    pub stop: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// The version to return to (0: the bare host).
+    #[arg(value_name = "VERSION")]
+    pub version: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SquashArgs {
+    /// Leave the newest N unpinned versions as they are.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep: usize,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Purge quarantine older than this many days, whatever the boxes say.
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One short function per command.
 
-use crate::cli::{Cli, Command, DiffArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
+use crate::cli::{Cli, Command, ConfigArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
+use crate::versions;
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::plan::{self, Base, Spec};
 use cowl_sandbox::spawn::{self, JoinTarget, Observer};
@@ -21,26 +22,33 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run(a),
+        Command::Config(a) => config(a),
         Command::Ls(a) => ls(a),
-        Command::Diff(a) => diff(a),
+        Command::Diff(a) => versions::diff(a),
+        Command::Snapshot(a) => versions::snapshot(a),
+        Command::Log(a) => versions::log(a),
+        Command::Rollback(a) => versions::rollback(a),
+        Command::Squash(a) => versions::squash_cmd(a),
+        Command::Verify(a) => versions::verify(a),
+        Command::Gc(a) => versions::gc(a),
         Command::Ps(a) => ps(a),
         Command::Stop(a) => stop(a),
         Command::Rm(a) => rm(a),
     }
 }
 
-fn box_name(s: &str) -> Result<BoxName> {
+pub(crate) fn box_name(s: &str) -> Result<BoxName> {
     BoxName::new(s).map_err(|e| usage(e.to_string()))
 }
 
-fn open_store() -> Result<Store> {
+pub(crate) fn open_store() -> Result<Store> {
     let uid = sys::geteuid();
     let root = cowl_store::home::store_root(uid == 0)
         .context("cannot find the store: set COWL_HOME (or HOME) to a directory you own")?;
@@ -103,7 +111,11 @@ fn run(a: RunArgs) -> Result<i32> {
             .map(|b| b.path().to_owned())
             .unwrap_or_else(|| store.box_path(&name));
         let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-        let plan = plan::resolve(&spec, &box_dir, store.root(), &[], &mounts);
+        let versions = match &existing {
+            Some(b) => b.version_layers()?,
+            None => Vec::new(),
+        };
+        let plan = plan::resolve(&spec, &box_dir, store.root(), &versions, &mounts);
         print_plan(&plan, a.json)?;
         return Ok(0);
     }
@@ -113,12 +125,13 @@ fn run(a: RunArgs) -> Result<i32> {
         None => store.open_or_create(&name, mode)?,
     };
     check_mode(&b, mode)?;
-    let Some(lock) = b.try_lock()? else {
-        return join(&b, &spec);
+    let lock = match wait_for_box(&b)? {
+        Holder::Free(lock) => lock,
+        Holder::Running(state) => return join(&b, &spec, state),
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let plan = plan::resolve(&spec, b.path(), store.root(), &b.version_layers(), &mounts);
+    let plan = plan::resolve(&spec, b.path(), store.root(), &b.version_layers()?, &mounts);
     if a.verbose {
         eprintln!(
             "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",
@@ -140,6 +153,15 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     let code = spawn::run(&plan, &mut obs)?;
     b.clear_state(&lock);
+    // The box has ended (its init is reaped, its mounts gone): freeze what
+    // it changed while this process still holds the run lock.
+    if let Err(e) = versions::after_run(&store, &b, &spec.command, code) {
+        eprintln!(
+            "cowl: warning: the box ran, but its automatic snapshot failed: {}",
+            crate::render(&e)
+        );
+    }
+    drop(lock);
     cowl_sandbox::trace::mark("done");
     Ok(code)
 }
@@ -185,28 +207,43 @@ impl Observer for StateWriter<'_> {
     }
 }
 
-/// Joins a running box. Its state appears a moment after its lock is taken,
-/// so wait briefly for it.
-fn join(b: &BoxDir, spec: &Spec) -> Result<i32> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let state = loop {
-        match b.running()? {
-            Some(s) if sys::process_start_ticks(s.pid) == Some(s.start_ticks) => break s,
-            _ if Instant::now() > deadline => bail!(
-                "box {} is locked but has no running init; if no cowl runs it, remove {}",
-                b.name(),
-                b.path().join("state").display()
-            ),
-            _ => {}
+/// Who has a box: nobody (and now we hold its run lock), or a running init.
+enum Holder {
+    Free(BoxLock),
+    Running(RunState),
+}
+
+/// Takes the box's run lock, or finds the init of the box that holds it.
+/// Another cowl command (a snapshot, a squash, a box still starting or
+/// ending) may hold the lock without a running init for a while: wait.
+fn wait_for_box(b: &BoxDir) -> Result<Holder> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        if let Some(lock) = b.try_lock()? {
+            return Ok(Holder::Free(lock));
         }
-        if b.try_lock()?.is_some() {
-            bail!(
-                "box {} stopped while joining it: run the command again",
+        if let Some(s) = b.read_state() {
+            if sys::process_start_ticks(s.pid) == Some(s.start_ticks) {
+                return Ok(Holder::Running(s));
+            }
+        }
+        if !said && start.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "cowl: waiting for box {}: another cowl command holds it",
                 b.name()
             );
+            said = true;
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Joins a running box.
+fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
+    if state.mode != b.settings.mode {
+        bail!("box {} runs in {} mode", b.name(), state.mode.as_str());
+    }
     Ok(spawn::join(
         &JoinTarget {
             name: b.name().as_str(),
@@ -255,73 +292,59 @@ fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn diff(a: DiffArgs) -> Result<i32> {
-    use cowl_store::diff::{diff_layer, ChangeKind, DiffRules};
+fn config(a: ConfigArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
-    // The overlays' mount points and the directories above them: cowl made
-    // those upper directories, the app did not.
-    let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let spec = Spec {
-        box_name: name.to_string(),
-        command: Vec::new(),
-        mode: b.settings.mode,
-        net: b.settings.net,
-        cwd: "/".into(),
-        durability: b.settings.durability,
-    };
-    let plan = plan::resolve(&spec, b.path(), store.root(), &[], &mounts);
-    let structural = |p: &std::path::Path| plan.layers.iter().any(|l| l.path.starts_with(p));
-    let private = |p: &std::path::Path| {
-        plan::PRIVATE_DIRS
-            .iter()
-            .any(|d| std::path::Path::new(d) == p)
-    };
-    let changes = diff_layer(
-        &b.upper(),
-        std::path::Path::new("/"),
-        &DiffRules {
-            structural: &structural,
-            private: &private,
-        },
-    );
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&changes)?);
-    } else if a.stat {
-        let mut counts = [0usize; 5];
-        let mut bytes = 0;
-        for c in &changes {
-            let i = match c.change {
-                ChangeKind::Added => 0,
-                ChangeKind::Modified => 1,
-                ChangeKind::Deleted => 2,
-                ChangeKind::TypeChanged => 3,
-                ChangeKind::MetadataChanged => 4,
-            };
-            counts[i] += 1;
-            if c.change != ChangeKind::Deleted {
-                bytes += c.size;
+    let mut b = store.open_box(&name)?;
+    let to_table =
+        |s: &cowl_store::BoxSettings| -> Result<toml::Table> { Ok(toml::Table::try_from(s)?) };
+    let mut table = to_table(&b.settings)?;
+    let mut changed = false;
+    let mut shown = Vec::new();
+    for item in &a.items {
+        match item.split_once('=') {
+            None => match table.get(item.as_str()) {
+                Some(v) => shown.push((item.clone(), v.clone())),
+                None => {
+                    return Err(usage(format!(
+                        "box.toml has no key {item:?}: `cowl config {name}` lists them"
+                    )))
+                }
+            },
+            Some((k, v)) => {
+                if matches!(k, "mode" | "created") {
+                    return Err(usage(format!("{k} is fixed when a box is made")));
+                }
+                // A TOML value if it is one, else a plain string.
+                let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(v.to_owned()));
+                table.insert(k.to_owned(), value);
+                changed = true;
             }
-            println!(
-                "{} {:>10}  {}",
-                c.change.letter(),
-                human_bytes(c.size),
-                c.path.display()
-            );
         }
-        println!(
-            "{} added, {} modified, {} deleted, {} type changed, {} metadata changed; {} written",
-            counts[0],
-            counts[1],
-            counts[2],
-            counts[3],
-            counts[4],
-            human_bytes(bytes)
-        );
-    } else {
-        for c in &changes {
-            println!("{} {}", c.change.letter(), c.path.display());
+    }
+    if changed {
+        let settings: cowl_store::BoxSettings = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| usage(format!("invalid setting: {}", e.message())))?;
+        b.save_settings(settings)?;
+    }
+    if !shown.is_empty() {
+        for (k, v) in shown {
+            if a.json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                println!("{k} = {v}");
+            }
+        }
+    } else if !changed {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&b.settings)?);
+        } else {
+            print!("{}", b.settings.to_toml());
         }
     }
     Ok(0)
@@ -425,7 +448,7 @@ fn ps(a: ListArgs) -> Result<i32> {
 
 /// Sends SIGTERM to the box's init (which passes it to the app), waits up to
 /// `grace`, then SIGKILL: the kernel ends every process of the box with its init.
-fn stop_box(b: &BoxDir, grace: Duration) -> Result<bool> {
+pub(crate) fn stop_box(b: &BoxDir, grace: Duration) -> Result<bool> {
     let Some(s) = b.running()? else {
         return Ok(false);
     };
@@ -502,7 +525,7 @@ fn rm(a: RmArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

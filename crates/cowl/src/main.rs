@@ -5,10 +5,12 @@
 
 mod cli;
 mod commands;
+mod versions;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    versions::install_fault_hook();
     let args = cli::parse();
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -21,7 +23,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line, leaving out a cause whose text an
 /// outer message already quotes.
-fn render(e: &anyhow::Error) -> String {
+pub(crate) fn render(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

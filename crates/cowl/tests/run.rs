@@ -103,12 +103,7 @@ fn a_one_gib_host_file_is_copied_up_whole_and_the_original_kept() {
         lines[2].split_whitespace().collect::<Vec<_>>(),
         ["0", "7", "14", "21"]
     );
-    let upper_copy = std::fs::metadata(
-        w.store
-            .join("boxes/b/live/upper")
-            .join(big.strip_prefix("/").unwrap()),
-    )
-    .unwrap();
+    let upper_copy = std::fs::metadata(w.in_layers("b", &big)).unwrap();
     assert_eq!(upper_copy.len(), 1024 * 1024 * 1024 + 3);
 }
 
@@ -379,10 +374,19 @@ fn a_box_directory_replaced_by_a_symlink_is_refused() {
     // symlink to somewhere else; cowl must not follow it.
     let w = World::new("tamper");
     w.ok("b", "echo 1 > f");
+    assert_success(&w.cmd(&["config", "b", "snapshot=manual"]), "config");
+    w.ok("b", "echo 2 > g");
     let victim = w.host().join("victim");
     std::fs::create_dir_all(&victim).unwrap();
     let before = fingerprint(&victim);
-    for rel in ["live/upper", "live/work", "live", "mnt"] {
+    for rel in [
+        "live/upper",
+        "live/work",
+        "live",
+        "mnt",
+        "versions/1/layer",
+        "versions",
+    ] {
         let p = w.store.join("boxes/b").join(rel);
         let saved = w.store.join("saved");
         // Moving a directory needs write access to it (its ".." changes);
@@ -399,7 +403,10 @@ fn a_box_directory_replaced_by_a_symlink_is_refused() {
         std::fs::set_permissions(&p, mode).unwrap();
     }
     assert_eq!(fingerprint(&victim), before);
-    assert_eq!(w.ok("b", "cat f").trim(), "1");
+    assert_eq!(
+        w.ok("b", "cat f g").split_whitespace().collect::<Vec<_>>(),
+        ["1", "2"]
+    );
 }
 
 #[test]
@@ -590,7 +597,7 @@ fn root_owned_host_files_are_read_only_for_a_rootless_non_root_caller() {
     if is_root() {
         // Root's rootless box maps uid 0 to itself: it may change its copy.
         assert_eq!(codes, ["0", "0"], "{}", stderr(&out));
-        let copy = w.store.join("boxes/b/live/upper/etc/passwd");
+        let copy = w.in_layers("b", Path::new("/etc/passwd"));
         assert!(std::fs::read_to_string(copy).unwrap().ends_with("evil\n"));
     } else {
         assert!(codes.iter().all(|c| *c != "0"), "{codes:?}");

@@ -77,6 +77,38 @@ impl World {
     }
 }
 
+impl World {
+    /// Where the box keeps its copy of host path `p`: the live layer, else
+    /// the newest version that has it.
+    pub fn in_layers(&self, boxname: &str, p: &Path) -> PathBuf {
+        let rel = p.strip_prefix("/").unwrap();
+        let b = self.store.join("boxes").join(boxname);
+        let live = b.join("live/upper").join(rel);
+        if live.symlink_metadata().is_ok() {
+            return live;
+        }
+        let mut vs: Vec<u64> = std::fs::read_dir(b.join("versions"))
+            .map(|r| {
+                r.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        vs.sort();
+        for v in vs.iter().rev() {
+            let f = b
+                .join("versions")
+                .join(v.to_string())
+                .join("layer")
+                .join(rel);
+            if f.symlink_metadata().is_ok() {
+                return f;
+            }
+        }
+        live
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         remove_tree(&self.dir);

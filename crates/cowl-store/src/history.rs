@@ -1,0 +1,543 @@
+//! The version stack of a box: listing, snapshot (freezing the live layer),
+//! rollback (later versions to quarantine), gc, verify, and recovery.
+//!
+//! Every operation is a sequence of fsynced renames with one commit point;
+//! `recover` (run under the operations lock before any of them) finishes or
+//! undoes whatever a crash interrupted, so `kill -9` at any step leaves a box
+//! that opens, verifies, and has lost no version that was complete.
+
+use crate::boxdir::{remove_tree, sync_dir, write_atomic};
+use crate::diff::{diff_stacks, layer_paths, ChangeKind, DiffRules};
+use crate::fault::point;
+use crate::manifest::{scan_layer, verify_layer, Made, Manifest, ManifestBody, Totals};
+use crate::stack::Stack;
+use crate::{BoxDir, StoreError};
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// One frozen version.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// Its number (1, 2, 3 …).
+    pub number: u64,
+    /// `versions/<n>`.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Kept by retention and squash.
+    pub pinned: bool,
+}
+
+impl Version {
+    /// The frozen layer.
+    pub fn layer(&self) -> PathBuf {
+        self.dir.join("layer")
+    }
+}
+
+/// The operations lock: exclusive for changes, shared for readers, so a
+/// reader never sees a half-made version and two changes never interleave.
+#[derive(Debug)]
+pub struct OpsLock {
+    _file: File,
+}
+
+/// How the box's special directories read in diffs and totals.
+pub struct Layout<'a> {
+    /// Mount points and the directories above them (cowl made those).
+    pub structural: &'a dyn Fn(&Path) -> bool,
+    /// Directories that are the box's own (relative to `/`): `tmp`, `var/tmp`.
+    pub private: &'a [PathBuf],
+}
+
+impl BoxDir {
+    /// Takes the operations lock, waiting for it.
+    pub fn ops_lock(&self, exclusive: bool) -> Result<OpsLock, StoreError> {
+        let p = self.path().join("ops.lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .open(&p)
+            .map_err(StoreError::io("open", &p))?;
+        let r = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        r.map_err(StoreError::io("lock", &p))?;
+        Ok(OpsLock { _file: file })
+    }
+
+    fn versions_dir(&self) -> PathBuf {
+        self.path().join("versions")
+    }
+
+    fn pending_dir(&self) -> PathBuf {
+        self.path().join("pending")
+    }
+
+    /// Where rollbacks put what they cut off.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.path().join("quarantine")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.path().join("journal.jsonl")
+    }
+
+    /// Every version, oldest first. Call under the operations lock.
+    pub fn versions(&self) -> Result<Vec<Version>, StoreError> {
+        list_versions(&self.versions_dir())
+    }
+
+    /// Pins or unpins a version.
+    pub fn set_pinned(&self, number: u64, pinned: bool) -> Result<(), StoreError> {
+        let p = self.versions_dir().join(number.to_string()).join("pinned");
+        if pinned {
+            write_atomic(&p, b"")
+        } else {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StoreError::io("unpin", &p)(e))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// The stack that shows version `n` (0: the bare host), topmost first.
+    pub fn stack_layers(&self, versions: &[Version], n: u64) -> Vec<PathBuf> {
+        versions
+            .iter()
+            .rev()
+            .filter(|v| v.number <= n)
+            .map(Version::layer)
+            .collect()
+    }
+}
+
+pub(crate) fn list_versions(dir: &Path) -> Result<Vec<Version>, StoreError> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io("read", dir)(e)),
+    };
+    for e in rd.flatten() {
+        let Some(number) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        let d = e.path();
+        let manifest = Manifest::load(&d.join("manifest.json"))?;
+        out.push(Version {
+            number,
+            pinned: d.join("pinned").exists(),
+            dir: d,
+            manifest,
+        });
+    }
+    out.sort_by_key(|v| v.number);
+    Ok(out)
+}
+
+/// What the live layer changed over the newest version: `(changes, totals)`.
+pub fn live_changes(
+    b: &BoxDir,
+    versions: &[Version],
+    layout: &Layout,
+) -> (Vec<crate::diff::Change>, Totals) {
+    let top = versions.last().map_or(0, |v| v.number);
+    let below = Stack {
+        layers: b.stack_layers(versions, top),
+        host: Some(Path::new("/")),
+        private: layout.private,
+    };
+    let mut above = below.clone();
+    above.layers.insert(0, b.upper());
+    let mut cands = BTreeSet::new();
+    layer_paths(&b.upper(), &mut cands);
+    let changes = diff_stacks(
+        &below,
+        &above,
+        cands,
+        &DiffRules {
+            structural: layout.structural,
+        },
+    );
+    let totals = totals_of(&changes, &b.upper());
+    (changes, totals)
+}
+
+fn totals_of(changes: &[crate::diff::Change], layer: &Path) -> Totals {
+    let mut t = Totals::default();
+    for c in changes {
+        match c.change {
+            ChangeKind::Added => t.added += 1,
+            ChangeKind::Deleted => t.deleted += 1,
+            _ => t.modified += 1,
+        }
+    }
+    let _ = layer;
+    t
+}
+
+/// Removes the empty upper directories cowl made for mount points (and the
+/// directories above them): they mean nothing, and left in a version they
+/// would give every overlay of every later run one more lower layer.
+fn prune_structural(
+    dir: &Path,
+    at: &Path,
+    structural: &dyn Fn(&Path) -> bool,
+) -> Result<bool, StoreError> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    let mut empty = true;
+    for e in rd.flatten() {
+        let p = at.join(e.file_name());
+        let keep = match crate::layer::EntryKind::of(&e.path()) {
+            Some((crate::layer::EntryKind::Dir, _)) if structural(&p) => {
+                !prune_structural(&e.path(), &p, structural)? || {
+                    // Empty: gone, unless it cannot be removed.
+                    fs::remove_dir(e.path()).is_err()
+                }
+            }
+            _ => true,
+        };
+        empty &= !keep;
+    }
+    Ok(empty)
+}
+
+/// Moving a directory to another parent needs write access to it (its `..`
+/// changes); a live upper carries the mode of the host's `/`, often 0555.
+fn make_movable(dir: &Path) -> Result<(), StoreError> {
+    let md = fs::symlink_metadata(dir).map_err(StoreError::io("stat", dir))?;
+    if md.mode() & 0o700 != 0o700 {
+        fs::set_permissions(
+            dir,
+            fs::Permissions::from_mode((md.mode() & 0o7777) | 0o700),
+        )
+        .map_err(StoreError::io("chmod", dir))?;
+    }
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::rename(from, to).map_err(|source| StoreError::Io {
+        op: "rename",
+        path: from.to_owned(),
+        source,
+    })
+}
+
+fn mkdir(p: &Path) -> Result<(), StoreError> {
+    match fs::create_dir(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(StoreError::io("create", p)(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a snapshot records.
+pub struct SnapshotRequest<'a> {
+    /// Its message.
+    pub message: &'a str,
+    /// How it is made.
+    pub made: Made,
+    /// Pin it.
+    pub pin: bool,
+    /// Make a version even when nothing changed.
+    pub allow_empty: bool,
+}
+
+/// Freezes the live layer as the next version, by rename, and leaves an
+/// empty live layer. Returns the new version's number, or `None` when
+/// nothing changed. The box must not be running (the caller holds its run
+/// lock); the cost is the hashing of what changed, not the box's size.
+pub fn snapshot(
+    b: &BoxDir,
+    req: &SnapshotRequest,
+    layout: &Layout,
+) -> Result<Option<u64>, StoreError> {
+    let _ops = b.ops_lock(true)?;
+    recover(b)?;
+    let versions = b.versions()?;
+    let upper = b.upper();
+    if fs::symlink_metadata(&upper).is_err() {
+        return Ok(None);
+    }
+    let (changes, totals) = live_changes(b, &versions, layout);
+    if changes.is_empty() && !req.allow_empty {
+        return Ok(None);
+    }
+    let number = versions.last().map_or(1, |v| v.number + 1);
+    prune_structural(&upper, Path::new("/"), layout.structural)?;
+    let entries = scan_layer(&upper)?;
+    let bytes = entries
+        .iter()
+        .filter(|e| e.kind == crate::layer::EntryKind::File)
+        .map(|e| e.size)
+        .sum();
+    let body = ManifestBody {
+        format: 1,
+        version: number,
+        parent: versions.last().map(|v| v.manifest.digest.clone()),
+        created: crate::time::now(),
+        message: req.message.to_owned(),
+        made: req.made,
+        totals: Totals {
+            entries: entries.len() as u64,
+            bytes,
+            ..totals
+        },
+        entries,
+    };
+    let manifest = body.seal();
+
+    let pending = b.pending_dir();
+    mkdir(&pending)?;
+    let stage = pending.join(format!("snap-{number}"));
+    remove_tree(&stage).map_err(StoreError::io("clear", &stage))?;
+    mkdir(&stage)?;
+    write_atomic(
+        &stage.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )?;
+    if req.pin {
+        write_atomic(&stage.join("pinned"), b"")?;
+    }
+    point("snapshot:manifest-written");
+    make_movable(&upper)?;
+    rename(&upper, &stage.join("layer"))?;
+    sync_dir(&b.path().join("live"));
+    sync_dir(&stage);
+    point("snapshot:layer-moved");
+    rename(&stage, &b.versions_dir().join(number.to_string()))?;
+    sync_dir(&b.versions_dir());
+    sync_dir(&pending);
+    point("snapshot:version-in-place");
+    crate::journal::append(
+        &b.journal(),
+        "snapshot",
+        serde_json::json!({"version": number, "digest": manifest.digest, "made": req.made.as_str(), "message": req.message}),
+    )?;
+    Ok(Some(number))
+}
+
+/// Moves the versions above `target` and the live layer to
+/// `quarantine/<stamp>/`. Renames only: the cost does not grow with the
+/// box's size. The box must not be running.
+pub fn rollback(b: &BoxDir, target: u64) -> Result<PathBuf, StoreError> {
+    let _ops = b.ops_lock(true)?;
+    recover(b)?;
+    let versions = b.versions()?;
+    let top = versions.last().map_or(0, |v| v.number);
+    if target > top {
+        return Err(StoreError::NoSuchVersion {
+            name: b.name().to_string(),
+            version: target,
+            newest: top,
+        });
+    }
+    let q = b.quarantine_dir();
+    mkdir(&q)?;
+    let stamp = format!("{}-{}", crate::time::now(), std::process::id());
+    let qd = q.join(&stamp);
+    mkdir(&qd)?;
+    mkdir(&qd.join("versions"))?;
+    let info = serde_json::json!({"target": target, "from": top, "time": crate::time::now()});
+    write_atomic(&qd.join("rollback.json"), info.to_string().as_bytes())?;
+    write_atomic(&qd.join(".incomplete"), b"")?;
+    sync_dir(&q);
+    point("rollback:started");
+    finish_rollback(b, &qd, target)?;
+    crate::journal::append(
+        &b.journal(),
+        "rollback",
+        serde_json::json!({"to": target, "from": top, "quarantine": stamp}),
+    )?;
+    Ok(qd)
+}
+
+/// Moves versions above `target` newest first, so that at every step the
+/// remaining versions are a complete prefix of the history; then the live
+/// layer; then drops the marker.
+fn finish_rollback(b: &BoxDir, qd: &Path, target: u64) -> Result<(), StoreError> {
+    for v in b.versions()?.iter().rev().filter(|v| v.number > target) {
+        rename(&v.dir, &qd.join("versions").join(v.number.to_string()))?;
+        sync_dir(&b.versions_dir());
+        point("rollback:moved-version");
+    }
+    let upper = b.upper();
+    if fs::symlink_metadata(&upper).is_ok() {
+        mkdir(&qd.join("live"))?;
+        make_movable(&upper)?;
+        rename(&upper, &qd.join("live/upper"))?;
+        sync_dir(&b.path().join("live"));
+    }
+    point("rollback:moved-live");
+    let marker = qd.join(".incomplete");
+    fs::remove_file(&marker).map_err(StoreError::io("remove", &marker))?;
+    sync_dir(qd);
+    Ok(())
+}
+
+/// One rollback's leftovers.
+#[derive(Debug)]
+pub struct Quarantined {
+    /// Its directory name (`<unix time>-<pid>`).
+    pub stamp: String,
+    /// When it was cut off, seconds since the epoch.
+    pub time: u64,
+    /// The version the box was rolled back to.
+    pub target: u64,
+    /// The versions it holds.
+    pub versions: Vec<Version>,
+    /// Whether it holds a live layer.
+    pub live: bool,
+}
+
+/// The box's quarantine, oldest first.
+pub fn quarantine(b: &BoxDir) -> Result<Vec<Quarantined>, StoreError> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(b.quarantine_dir()) else {
+        return Ok(out);
+    };
+    for e in rd.flatten() {
+        let d = e.path();
+        let info: serde_json::Value = fs::read(d.join("rollback.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default();
+        out.push(Quarantined {
+            stamp: e.file_name().to_string_lossy().into_owned(),
+            time: info["time"].as_u64().unwrap_or(0),
+            target: info["target"].as_u64().unwrap_or(0),
+            versions: list_versions(&d.join("versions"))?,
+            live: d.join("live/upper").exists(),
+        });
+    }
+    out.sort_by_key(|q| q.time);
+    Ok(out)
+}
+
+/// Deletes quarantine entries older than `max_age_secs`. Each is renamed
+/// out of sight first, so a crash never leaves half an entry in quarantine.
+pub fn gc(b: &BoxDir, max_age_secs: u64) -> Result<usize, StoreError> {
+    let _ops = b.ops_lock(true)?;
+    recover(b)?;
+    let now = crate::time::now();
+    let mut n = 0;
+    for q in quarantine(b)? {
+        if now.saturating_sub(q.time) < max_age_secs {
+            continue;
+        }
+        mkdir(&b.pending_dir())?;
+        let doomed = b.pending_dir().join(format!("gc-{}", q.stamp));
+        rename(&b.quarantine_dir().join(&q.stamp), &doomed)?;
+        sync_dir(&b.quarantine_dir());
+        point("gc:moved");
+        remove_tree(&doomed).map_err(StoreError::io("remove", &doomed))?;
+        point("gc:removed");
+        n += 1;
+    }
+    if n > 0 {
+        crate::journal::append(&b.journal(), "gc", serde_json::json!({"purged": n}))?;
+    }
+    Ok(n)
+}
+
+/// Finishes or undoes what a crash interrupted. Call under the exclusive
+/// operations lock.
+pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
+    let pending = b.pending_dir();
+    if let Ok(rd) = fs::read_dir(&pending) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            if let Some(n) = name.strip_prefix("snap-") {
+                let target = b.versions_dir().join(n);
+                if p.join("layer").exists() && p.join("manifest.json").exists() && !target.exists()
+                {
+                    // The live layer was moved in: the version is complete.
+                    rename(&p, &target)?;
+                    sync_dir(&b.versions_dir());
+                } else {
+                    // The live layer never left: nothing happened.
+                    remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+                }
+            } else if name.starts_with("gc-") {
+                remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+            } else if name.starts_with("squash-") {
+                crate::squash::recover_squash(b, &p)?;
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(b.quarantine_dir()) {
+        for e in rd.flatten() {
+            let qd = e.path();
+            if qd.join(".incomplete").exists() {
+                let info: serde_json::Value = fs::read(qd.join("rollback.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_slice(&t).ok())
+                    .unwrap_or_default();
+                match info["target"].as_u64() {
+                    Some(t) => finish_rollback(b, &qd, t)?,
+                    // The marker exists but the plan does not: nothing moved yet.
+                    None => remove_tree(&qd).map_err(StoreError::io("remove", &qd))?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `verify` found wrong.
+#[derive(Debug)]
+pub struct VerifyFailure {
+    /// The first version that does not match.
+    pub version: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Re-hashes every version and checks the chain of digests. Returns the
+/// first failure, oldest first.
+pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
+    let _ops = b.ops_lock(false)?;
+    let versions = b.versions()?;
+    let mut parent: Option<String> = None;
+    for v in &versions {
+        let fail = |reason: String| {
+            Ok(Some(VerifyFailure {
+                version: v.number,
+                reason,
+            }))
+        };
+        if v.manifest.body.version != v.number {
+            return fail(format!(
+                "its manifest says version {}",
+                v.manifest.body.version
+            ));
+        }
+        if v.manifest.body.digest() != v.manifest.digest {
+            return fail("its manifest does not match its digest".into());
+        }
+        if v.manifest.body.parent != parent {
+            return fail("its parent digest is not the digest of the version below".into());
+        }
+        if let Some(path) = verify_layer(&v.layer(), &v.manifest)? {
+            return fail(format!("/{path} differs from the manifest"));
+        }
+        parent = Some(v.manifest.digest.clone());
+    }
+    Ok(None)
+}

@@ -1,0 +1,267 @@
+//! A version's manifest: every entry of its frozen layer (path, kind, mode,
+//! owner, size, mtime, xattrs, BLAKE3 of its content), totals, the parent's
+//! digest, and its own digest over a canonical encoding, so each digest
+//! commits to the whole history below it, as a git commit does.
+
+use crate::layer::EntryKind;
+use crate::StoreError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// How a version was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Made {
+    /// Automatically, when a run of the box ended.
+    Run,
+    /// By `cowl snapshot`.
+    Snapshot,
+    /// By `cowl commit`.
+    Commit,
+    /// By `cowl pull`.
+    Pull,
+    /// By `cowl squash` or retention.
+    Squash,
+}
+
+impl Made {
+    /// Its name in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Made::Run => "run",
+            Made::Snapshot => "snapshot",
+            Made::Commit => "commit",
+            Made::Pull => "pull",
+            Made::Squash => "squash",
+        }
+    }
+}
+
+/// One entry of a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Path relative to the layer's root.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Permission bits and file type bits as stat gives them.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (files), target length (symlinks), 0 otherwise.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: i64,
+    /// Extended attributes, hex-encoded values (the overlay's own included:
+    /// `user.overlay.opaque` is part of what the layer means).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, String>,
+    /// BLAKE3 of the content (files) or of the target (symlinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+}
+
+/// Counts of what a version changed relative to what was below it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Entries in the layer.
+    pub entries: u64,
+    /// Bytes of file content in the layer.
+    pub bytes: u64,
+    /// Paths added.
+    pub added: u64,
+    /// Paths modified (content, type or metadata).
+    pub modified: u64,
+    /// Paths deleted.
+    pub deleted: u64,
+}
+
+/// The part of a manifest its digest covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestBody {
+    /// Format number.
+    pub format: u32,
+    /// The version number.
+    pub version: u64,
+    /// The digest of the version below, `None` for version 1.
+    pub parent: Option<String>,
+    /// When it was made, seconds since the epoch.
+    pub created: u64,
+    /// What the user or cowl said of it.
+    pub message: String,
+    /// How it was made.
+    pub made: Made,
+    /// Totals.
+    pub totals: Totals,
+    /// Every entry, sorted by path.
+    pub entries: Vec<Entry>,
+}
+
+/// A manifest: body and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// What the digest covers.
+    #[serde(flatten)]
+    pub body: ManifestBody,
+    /// BLAKE3 of the canonical encoding of the body.
+    pub digest: String,
+}
+
+const DOMAIN: &[u8] = b"cowl-manifest-1\n";
+
+impl ManifestBody {
+    /// The digest of this body: BLAKE3 over a domain tag and the body's JSON,
+    /// whose field order and entry order are fixed.
+    pub fn digest(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(DOMAIN);
+        h.update(&serde_json::to_vec(self).unwrap_or_default());
+        h.finalize().to_hex().to_string()
+    }
+
+    /// Seals the body with its digest.
+    pub fn seal(self) -> Manifest {
+        let digest = self.digest();
+        Manifest { body: self, digest }
+    }
+}
+
+impl Manifest {
+    /// Reads a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest, StoreError> {
+        let bytes = std::fs::read(path).map_err(StoreError::io("read", path))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::BadSettings {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The first 12 hex digits of the digest.
+    pub fn short(&self) -> &str {
+        &self.digest[..self.digest.len().min(12)]
+    }
+}
+
+/// Walks a layer and lists its entries, hashing content. Costs what the
+/// layer holds, nothing of the host.
+pub fn scan_layer(root: &Path) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            // A directory the caller may not list (a rootless view of root's
+            // 0700 directory): nothing of the app's can be in it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => continue,
+            Err(e) => return Err(StoreError::io("read", &dir)(e)),
+        };
+        for e in rd {
+            let e = e.map_err(StoreError::io("read", &dir))?;
+            let r = rel.join(e.file_name());
+            let p = root.join(&r);
+            let Some((kind, md)) = EntryKind::of(&p) else {
+                continue;
+            };
+            out.push(entry(&p, &r, kind, &md)?);
+            if kind.is_dir() {
+                stack.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The manifest entry of one layer path.
+pub fn entry(
+    p: &Path,
+    rel: &Path,
+    kind: EntryKind,
+    md: &std::fs::Metadata,
+) -> Result<Entry, StoreError> {
+    let blake3 = match kind {
+        EntryKind::File => Some(hash_file(p)?),
+        EntryKind::Symlink => {
+            let t = std::fs::read_link(p).map_err(StoreError::io("read", p))?;
+            Some(
+                blake3::hash(t.as_os_str().as_encoded_bytes())
+                    .to_hex()
+                    .to_string(),
+            )
+        }
+        _ => None,
+    };
+    Ok(Entry {
+        path: rel.to_string_lossy().into_owned(),
+        kind,
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        size: if kind.is_dir() { 0 } else { md.size() },
+        mtime: md.mtime(),
+        mtime_nsec: md.mtime_nsec(),
+        xattrs: xattrs(p),
+        blake3,
+    })
+}
+
+fn hash_file(p: &Path) -> Result<String, StoreError> {
+    let mut f = std::fs::File::open(p).map_err(StoreError::io("read", p))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(StoreError::io("read", p))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+fn xattrs(p: &Path) -> BTreeMap<String, String> {
+    let Ok(names) = xattr::list(p) else {
+        return BTreeMap::new();
+    };
+    names
+        .filter_map(|n| {
+            let v = xattr::get(p, &n).ok().flatten()?;
+            Some((n.to_string_lossy().into_owned(), hex(&v)))
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checks a frozen layer against its manifest: same entries, same content.
+/// Returns the first path that differs.
+pub fn verify_layer(root: &Path, m: &Manifest) -> Result<Option<String>, StoreError> {
+    let now = scan_layer(root)?;
+    let mut a = now.iter();
+    let mut b = m.body.entries.iter();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return Ok(None),
+            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) => {
+                return Ok(Some(if x.path <= y.path {
+                    x.path.clone()
+                } else {
+                    y.path.clone()
+                }))
+            }
+            (Some(x), None) => return Ok(Some(x.path.clone())),
+            (None, Some(y)) => return Ok(Some(y.path.clone())),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! A stack of layers over the host, read the way overlayfs reads it: the
+//! topmost entry of a path wins, a whiteout deletes what is below it, an
+//! opaque directory hides what is below it, and a directory merges with the
+//! directories below it. Used to compare any two versions of a box without
+//! mounting anything.
+
+use crate::layer::EntryKind;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Layers (top first) over a base.
+#[derive(Debug, Clone)]
+pub struct Stack<'a> {
+    /// Layer roots, the topmost first.
+    pub layers: Vec<PathBuf>,
+    /// The host's root, or `None` for an empty base.
+    pub host: Option<&'a Path>,
+    /// Paths (relative to `/`) where the host shows nothing: the box has its
+    /// own directories there (`tmp`, `var/tmp`).
+    pub private: &'a [PathBuf],
+}
+
+/// What a stack shows at a path.
+#[derive(Debug)]
+pub struct Found {
+    /// What it is.
+    pub kind: EntryKind,
+    /// Its metadata.
+    pub md: std::fs::Metadata,
+    /// Where it really is.
+    pub real: PathBuf,
+    /// Whether the layer that provides it marks it opaque.
+    pub opaque: bool,
+}
+
+impl Stack<'_> {
+    /// The entry the stack shows at `rel` (relative to `/`), if any.
+    pub fn lookup(&self, rel: &Path) -> Option<Found> {
+        let comps: Vec<_> = rel.components().collect();
+        'layers: for layer in &self.layers {
+            // An ancestor that is a whiteout or not a directory hides the
+            // path in this layer and below; an opaque one hides below.
+            let mut cur = layer.clone();
+            for c in &comps[..comps.len().saturating_sub(1)] {
+                cur.push(c);
+                match EntryKind::of(&cur) {
+                    None => continue 'layers,
+                    Some((EntryKind::Dir, _)) => {}
+                    Some((EntryKind::OpaqueDir, _)) => {
+                        return self
+                            .lookup_in(layer, rel)
+                            .filter(|f| f.kind != EntryKind::Whiteout);
+                    }
+                    Some(_) => return None,
+                }
+            }
+            if let Some(f) = self.lookup_in(layer, rel) {
+                return (f.kind != EntryKind::Whiteout).then_some(f);
+            }
+        }
+        let host = self.host?;
+        if self.private.iter().any(|p| rel.starts_with(p) && rel != p) {
+            return None;
+        }
+        let real = host.join(rel);
+        let (kind, md) = EntryKind::of(&real)?;
+        // The host has no whiteouts or opaque directories.
+        let kind = match kind {
+            EntryKind::Whiteout => EntryKind::CharDevice,
+            EntryKind::OpaqueDir => EntryKind::Dir,
+            k => k,
+        };
+        Some(Found {
+            kind,
+            md,
+            real,
+            opaque: false,
+        })
+    }
+
+    fn lookup_in(&self, layer: &Path, rel: &Path) -> Option<Found> {
+        let real = layer.join(rel);
+        let (kind, md) = EntryKind::of(&real)?;
+        Some(Found {
+            opaque: kind == EntryKind::OpaqueDir,
+            kind: if kind == EntryKind::OpaqueDir {
+                EntryKind::Dir
+            } else {
+                kind
+            },
+            md,
+            real,
+        })
+    }
+
+    /// The names the stack shows in directory `rel`.
+    pub fn list(&self, rel: &Path) -> BTreeSet<OsString> {
+        let mut seen = BTreeSet::new();
+        let mut hidden = BTreeSet::new();
+        for layer in &self.layers {
+            let dir = layer.join(rel);
+            let Some((kind, _)) = EntryKind::of(&dir) else {
+                continue;
+            };
+            if !kind.is_dir() {
+                return seen;
+            }
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let n = e.file_name();
+                    if hidden.contains(&n) || seen.contains(&n) {
+                        continue;
+                    }
+                    match EntryKind::of(&e.path()) {
+                        Some((EntryKind::Whiteout, _)) => {
+                            hidden.insert(n);
+                        }
+                        Some(_) => {
+                            seen.insert(n);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if kind == EntryKind::OpaqueDir {
+                return seen;
+            }
+        }
+        if let Some(host) = self.host {
+            if self.private.iter().any(|p| rel.starts_with(p)) {
+                return seen;
+            }
+            if let Ok(rd) = std::fs::read_dir(host.join(rel)) {
+                for e in rd.flatten() {
+                    let n = e.file_name();
+                    if !hidden.contains(&n) {
+                        seen.insert(n);
+                    }
+                }
+            }
+        }
+        seen
+    }
+}

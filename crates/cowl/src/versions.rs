@@ -1,0 +1,468 @@
+//! The version commands: snapshot, log, diff, rollback, squash, verify, gc,
+//! and what happens when a run ends (automatic snapshot and retention).
+
+use crate::cli::{DiffArgs, GcArgs, LogArgs, RollbackArgs, SnapshotArgs, SquashArgs, VerifyArgs};
+use crate::commands::{box_name, human_bytes, open_store, usage};
+use anyhow::{bail, Context, Result};
+use cowl_sandbox::plan::{self, Plan, Spec};
+use cowl_sandbox::{mountinfo, sys};
+use cowl_store::diff::{diff_stacks, layer_paths, patch, ChangeKind, DiffRules};
+use cowl_store::history::{self, Layout, SnapshotRequest, Version};
+use cowl_store::manifest::Made;
+use cowl_store::squash::{self, Eligible};
+use cowl_store::stack::Stack;
+use cowl_store::{BoxDir, SnapshotPolicy, Store};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Versions kept at most before the oldest unpinned ones are squashed:
+/// overlayfs stacks at most 500 layers, the host and the live layer included.
+const MAX_VERSIONS: usize = 400;
+
+/// The box's mount points (from a plan of it) and private directories: what
+/// diffs must read as cowl's, not the app's.
+pub struct BoxLayout {
+    plan: Plan,
+    private: Vec<PathBuf>,
+}
+
+impl BoxLayout {
+    pub fn of(store: &Store, b: &BoxDir) -> Result<BoxLayout> {
+        let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
+        let spec = Spec {
+            box_name: b.name().to_string(),
+            command: Vec::new(),
+            mode: b.settings.mode,
+            net: b.settings.net,
+            cwd: "/".into(),
+            durability: b.settings.durability,
+        };
+        Ok(BoxLayout {
+            plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),
+            private: plan::PRIVATE_DIRS
+                .iter()
+                .map(|p| plan::rel(Path::new(p)))
+                .collect(),
+        })
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&Layout) -> R) -> R {
+        let structural = |p: &Path| self.plan.layers.iter().any(|l| l.path.starts_with(p));
+        f(&Layout {
+            structural: &structural,
+            private: &self.private,
+        })
+    }
+}
+
+fn request_path(b: &BoxDir) -> PathBuf {
+    b.path().join("snapshot-request.json")
+}
+
+pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let message = a.message.clone().unwrap_or_else(|| "snapshot".into());
+    let Some(lock) = b.try_lock()? else {
+        // A running box's layer changes under our feet: the snapshot is taken
+        // the moment its last process exits, never torn.
+        let req = serde_json::json!({"message": message, "pin": a.pin});
+        cowl_store::boxdir::write_atomic(&request_path(&b), req.to_string().as_bytes())?;
+        eprintln!("cowl: box {name} is running: the snapshot will be taken when it stops");
+        return Ok(0);
+    };
+    let layout = BoxLayout::of(&store, &b)?;
+    let made = layout.with(|l| {
+        history::snapshot(
+            &b,
+            &SnapshotRequest {
+                message: &message,
+                made: Made::Snapshot,
+                pin: a.pin,
+                allow_empty: false,
+            },
+            l,
+        )
+    })?;
+    drop(lock);
+    match made {
+        Some(n) => println!("version {n}"),
+        None => eprintln!(
+            "cowl: box {name} has no changes since its newest version: nothing to snapshot"
+        ),
+    }
+    Ok(0)
+}
+
+/// After a run: a pending `cowl snapshot`, else the automatic one, then
+/// retention. The caller still holds the box's run lock.
+pub fn after_run(store: &Store, b: &BoxDir, command: &[String], code: i32) -> Result<()> {
+    let req: Option<serde_json::Value> = std::fs::read(request_path(b))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok());
+    let (message, made, pin) = match &req {
+        Some(r) => (
+            r["message"].as_str().unwrap_or("snapshot").to_owned(),
+            Made::Snapshot,
+            r["pin"].as_bool().unwrap_or(false),
+        ),
+        None if b.settings.snapshot == SnapshotPolicy::OnExit => (
+            format!("{} (exit {code})", command.join(" ")),
+            Made::Run,
+            false,
+        ),
+        None => return Ok(()),
+    };
+    let layout = BoxLayout::of(store, b)?;
+    layout.with(|l| -> Result<()> {
+        history::snapshot(
+            b,
+            &SnapshotRequest {
+                message: &message,
+                made,
+                pin,
+                allow_empty: false,
+            },
+            l,
+        )?;
+        let _ = std::fs::remove_file(request_path(b));
+        squash::squash(b, b.settings.keep as usize, Eligible::Automatic, l)?;
+        let count = {
+            let _ops = b.ops_lock(false)?;
+            b.versions()?.len()
+        };
+        if count > MAX_VERSIONS {
+            squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, l)?;
+        }
+        Ok(())
+    })
+}
+
+#[derive(Serialize)]
+struct LogRow {
+    version: u64,
+    created: String,
+    message: String,
+    made: &'static str,
+    added: u64,
+    modified: u64,
+    deleted: u64,
+    entries: u64,
+    bytes: u64,
+    digest: String,
+    pinned: bool,
+}
+
+fn row(v: &Version) -> LogRow {
+    let m = &v.manifest.body;
+    LogRow {
+        version: v.number,
+        created: cowl_store::time::rfc3339(m.created),
+        message: m.message.clone(),
+        made: m.made.as_str(),
+        added: m.totals.added,
+        modified: m.totals.modified,
+        deleted: m.totals.deleted,
+        entries: m.totals.entries,
+        bytes: m.totals.bytes,
+        digest: v.manifest.digest.clone(),
+        pinned: v.pinned,
+    }
+}
+
+fn print_rows(rows: &[LogRow], indent: &str) {
+    for r in rows {
+        println!(
+            "{indent}{:>4}  {}  {:<8} +{:<5} ~{:<5} -{:<5} {:>10}  {}{}  {}",
+            r.version,
+            r.created,
+            r.made,
+            r.added,
+            r.modified,
+            r.deleted,
+            human_bytes(r.bytes),
+            &r.digest[..12],
+            if r.pinned { " pinned" } else { "" },
+            r.message
+        );
+    }
+}
+
+pub fn log(a: LogArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let _ops = b.ops_lock(false)?;
+    if a.quarantine {
+        #[derive(Serialize)]
+        struct Q {
+            stamp: String,
+            time: String,
+            target: u64,
+            live: bool,
+            versions: Vec<LogRow>,
+        }
+        let qs: Vec<Q> = history::quarantine(&b)?
+            .into_iter()
+            .map(|q| Q {
+                stamp: q.stamp,
+                time: cowl_store::time::rfc3339(q.time),
+                target: q.target,
+                live: q.live,
+                versions: q.versions.iter().map(row).collect(),
+            })
+            .collect();
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&qs)?);
+        } else {
+            for q in &qs {
+                println!(
+                    "{}  rollback to {} (quarantine {}){}",
+                    q.time,
+                    q.target,
+                    q.stamp,
+                    if q.live { ", with a live layer" } else { "" }
+                );
+                print_rows(&q.versions, "  ");
+            }
+        }
+        return Ok(0);
+    }
+    let rows: Vec<LogRow> = b.versions()?.iter().rev().map(row).collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:>4}  {:<20}  {:<8} {:<6} {:<6} {:<6} {:>10}  {:<12}  MESSAGE",
+            "VER", "CREATED", "MADE", "ADDED", "MODIF", "DELET", "BYTES", "DIGEST"
+        );
+        print_rows(&rows, "");
+    }
+    Ok(0)
+}
+
+/// A view of the box: a version number (0 = the bare host) or the live layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Version(u64),
+    Live,
+}
+
+fn parse_view(s: &str, newest: u64) -> Result<View> {
+    if s == "live" {
+        return Ok(View::Live);
+    }
+    let n: u64 = s.parse().map_err(|_| {
+        usage(format!(
+            "{s:?} is not a version: give a number from 0 (the host) to {newest}, or `live`"
+        ))
+    })?;
+    if n > newest {
+        return Err(usage(format!(
+            "there is no version {n}: the newest is {newest}"
+        )));
+    }
+    Ok(View::Version(n))
+}
+
+pub fn diff(a: DiffArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let layout = BoxLayout::of(&store, &b)?;
+    let _ops = b.ops_lock(false)?;
+    let versions = b.versions()?;
+    let newest = versions.last().map_or(0, |v| v.number);
+    let from = parse_view(a.from.as_deref().unwrap_or("0"), newest)?;
+    let to = parse_view(a.to.as_deref().unwrap_or("live"), newest)?;
+    let upper = b.upper();
+    let layers_of = |v: View| -> Vec<PathBuf> {
+        match v {
+            View::Version(n) => b.stack_layers(&versions, n),
+            View::Live => {
+                let mut l = b.stack_layers(&versions, newest);
+                l.insert(0, upper.clone());
+                l
+            }
+        }
+    };
+    let (la, lb) = (layers_of(from), layers_of(to));
+    // Only the layers one view has and the other has not can differ.
+    let mut cands = BTreeSet::new();
+    for l in la
+        .iter()
+        .filter(|l| !lb.contains(l))
+        .chain(lb.iter().filter(|l| !la.contains(l)))
+    {
+        layer_paths(l, &mut cands);
+    }
+    let changes = layout.with(|l| {
+        let host = Some(Path::new("/"));
+        let sa = Stack {
+            layers: la.clone(),
+            host,
+            private: l.private,
+        };
+        let sb = Stack {
+            layers: lb.clone(),
+            host,
+            private: l.private,
+        };
+        diff_stacks(
+            &sa,
+            &sb,
+            cands,
+            &DiffRules {
+                structural: l.structural,
+            },
+        )
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else if a.patch {
+        for c in &changes {
+            print!("{}", patch(c));
+        }
+    } else if a.stat {
+        let mut counts = [0usize; 5];
+        let mut bytes = 0;
+        for c in &changes {
+            counts[match c.change {
+                ChangeKind::Added => 0,
+                ChangeKind::Modified => 1,
+                ChangeKind::Deleted => 2,
+                ChangeKind::TypeChanged => 3,
+                ChangeKind::MetadataChanged => 4,
+            }] += 1;
+            if c.change != ChangeKind::Deleted {
+                bytes += c.size;
+            }
+            println!(
+                "{} {:>10}  {}",
+                c.change.letter(),
+                human_bytes(c.size),
+                c.path.display()
+            );
+        }
+        println!(
+            "{} added, {} modified, {} deleted, {} type changed, {} metadata changed; {} written",
+            counts[0],
+            counts[1],
+            counts[2],
+            counts[3],
+            counts[4],
+            human_bytes(bytes)
+        );
+    } else {
+        for c in &changes {
+            println!("{} {}", c.change.letter(), c.path.display());
+        }
+    }
+    Ok(0)
+}
+
+pub fn rollback(a: RollbackArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    if let Some(s) = b.running()? {
+        if !a.stop {
+            bail!(
+                "box {name} is running (pid {}): stop it first, or pass --stop",
+                s.pid
+            );
+        }
+        crate::commands::stop_box(&b, std::time::Duration::from_secs(10))?;
+    }
+    let Some(_lock) = b.try_lock()? else {
+        bail!("box {name} started again while rolling back: stop it and retry");
+    };
+    let q = history::rollback(&b, a.version)?;
+    println!(
+        "box {name} is at version {}; later versions and the live layer are in quarantine {} (`cowl log --quarantine {name}`)",
+        a.version,
+        q.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    );
+    Ok(0)
+}
+
+pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let Some(_lock) = b.try_lock()? else {
+        bail!("box {name} is running: squash it when it stops");
+    };
+    let layout = BoxLayout::of(&store, &b)?;
+    let done = layout.with(|l| squash::squash(&b, a.keep, Eligible::Unpinned, l))?;
+    if done.is_empty() {
+        println!("nothing to squash");
+    }
+    for (x, y) in done {
+        println!("squashed versions {x}-{y} into version {y}");
+    }
+    Ok(0)
+}
+
+pub fn verify(a: VerifyArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    match history::verify(&b)? {
+        None => {
+            let n = b.versions()?.len();
+            println!("box {name}: {n} versions verified");
+            Ok(0)
+        }
+        Some(f) => {
+            eprintln!(
+                "cowl: box {name}: version {} does not verify: {}",
+                f.version, f.reason
+            );
+            Ok(1)
+        }
+    }
+}
+
+pub fn gc(a: GcArgs) -> Result<i32> {
+    let store = open_store()?;
+    store.sweep();
+    let mut total = 0;
+    for name in store.list()? {
+        let b = match store.open_box(&name) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cowl: warning: {e}");
+                continue;
+            }
+        };
+        let days = a
+            .older_than
+            .unwrap_or(f64::from(b.settings.quarantine_days));
+        if !days.is_finite() || days < 0.0 {
+            return Err(usage("--older-than takes a number of days, 0 or more"));
+        }
+        let n = history::gc(&b, (days * 86_400.0) as u64)?;
+        if n > 0 {
+            println!("box {name}: purged {n} quarantined rollback(s)");
+        }
+        total += n;
+    }
+    if total == 0 {
+        println!("nothing to purge");
+    }
+    Ok(0)
+}
+
+/// In test builds, `COWL_FAULT=<step>` kills cowl with SIGKILL at that step
+/// of a store operation.
+pub fn install_fault_hook() {
+    #[cfg(debug_assertions)]
+    cowl_store::fault::set_hook(|name| {
+        if std::env::var("COWL_FAULT").as_deref() == Ok(name) {
+            let _ = sys::kill(std::process::id() as i32, libc::SIGKILL);
+        }
+    });
+}

@@ -1,0 +1,451 @@
+//! The versioned cache: snapshot, log, diff between versions, rollback,
+//! squash, verify, gc, and crash safety at every step.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn json(w: &World, args: &[&str]) -> Value {
+    let out = w.cmd(args);
+    assert_success(&out, &args.join(" "));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn versions(w: &World, b: &str) -> Vec<u64> {
+    json(w, &["log", "--json", b])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .rev()
+        .collect()
+}
+
+/// Changed paths relative to the fixture, with their change.
+fn changes(w: &World, args: &[&str]) -> Vec<(String, String)> {
+    let h = w.host().display().to_string();
+    json(w, args)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().replace(&h, ""),
+                c["change"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_run_that_changes_something_becomes_a_version_with_a_chained_manifest() {
+    let w = World::new("autosnap");
+    std::fs::write(w.host().join("h"), "host\n").unwrap();
+    w.ok("b", "echo one > a; echo changed > h");
+    w.ok("b", "cat a > /dev/null"); // changes nothing: no version
+    let out = w.sh("b", "echo two > b; rm a; exit 3");
+    assert_eq!(out.status.code(), Some(3));
+    let log = json(&w, &["log", "--json", "b"]);
+    let rows = log.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{log}");
+    assert_eq!(rows[0]["version"], 2);
+    assert_eq!(rows[0]["made"], "run");
+    assert!(
+        rows[0]["message"].as_str().unwrap().ends_with("(exit 3)"),
+        "{log}"
+    );
+    assert_eq!(
+        (rows[0]["added"].as_u64(), rows[0]["deleted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (rows[1]["added"].as_u64(), rows[1]["modified"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(rows[1]["digest"].as_str().unwrap().len(), 64);
+    // The manifest chains to its parent's digest.
+    let m2: Value = serde_json::from_slice(
+        &std::fs::read(w.store.join("boxes/b/versions/2/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m2["parent"], rows[1]["digest"]);
+    let entry = m2["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("/b"))
+        .unwrap()
+        .clone();
+    assert_eq!(entry["kind"], "file");
+    assert_eq!(entry["blake3"].as_str().unwrap().len(), 64);
+
+    assert_eq!(
+        changes(&w, &["diff", "--json", "b", "1", "2"]),
+        [
+            ("/a".into(), "deleted".into()),
+            ("/b".into(), "added".into())
+        ]
+    );
+    assert_eq!(
+        changes(&w, &["diff", "--json", "b", "0", "1"]),
+        [
+            ("/a".into(), "added".into()),
+            ("/h".into(), "modified".into())
+        ]
+    );
+    // Backwards works too.
+    assert_eq!(
+        changes(&w, &["diff", "--json", "b", "2", "1"]),
+        [
+            ("/a".into(), "added".into()),
+            ("/b".into(), "deleted".into())
+        ]
+    );
+    let patch = stdout(&w.cmd(&["diff", "--patch", "b", "0", "1"]));
+    assert!(patch.contains("-host\n+changed\n"), "{patch}");
+    assert_eq!(w.cmd(&["diff", "b", "9"]).status.code(), Some(2));
+    assert_eq!(
+        stdout(&w.cmd(&["verify", "b"])).trim(),
+        "box b: 2 versions verified"
+    );
+}
+
+#[test]
+fn manual_snapshots_pin_and_a_running_box_is_snapshotted_when_it_stops() {
+    let w = World::new("snapmanual");
+    w.ok("b", "true");
+    assert_success(&w.cmd(&["config", "b", "snapshot=manual"]), "config");
+    assert_eq!(
+        stdout(&w.cmd(&["config", "b", "snapshot"])).trim(),
+        "snapshot = \"manual\""
+    );
+    w.ok("b", "echo 1 > f");
+    assert!(versions(&w, "b").is_empty(), "manual policy made a version");
+    assert_success(
+        &w.cmd(&["snapshot", "-m", "first", "--pin", "b"]),
+        "snapshot",
+    );
+    let log = json(&w, &["log", "--json", "b"]);
+    assert_eq!(log[0]["message"], "first");
+    assert_eq!(log[0]["made"], "snapshot");
+    assert_eq!(log[0]["pinned"], true);
+
+    let child = w
+        .cowl()
+        .args([
+            "run",
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "echo 2 > g; touch ready; while [ ! -e go ]; do sleep 0.02; done; echo 3 > h",
+        ])
+        .spawn()
+        .unwrap();
+    let ready = w
+        .store
+        .join("boxes/b/live/upper")
+        .join(w.host().strip_prefix("/").unwrap())
+        .join("ready");
+    let t = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(t.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = w.cmd(&["snapshot", "-m", "while running", "b"]);
+    assert_success(&out, "snapshot of a running box");
+    assert!(stderr(&out).contains("when it stops"), "{}", stderr(&out));
+    assert_eq!(versions(&w, "b"), [1]);
+    w.ok("b", "touch go");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = json(&w, &["log", "--json", "b"]);
+    assert_eq!(log[0]["message"], "while running");
+    // Taken after the last process exited: h is in it, not torn.
+    assert_eq!(
+        changes(&w, &["diff", "--json", "b", "1", "2"]).len(),
+        4,
+        "{log}"
+    );
+}
+
+#[test]
+fn rollback_moves_later_versions_to_quarantine_and_gc_purges_them() {
+    let w = World::new("rollback");
+    for i in 1..=4 {
+        w.ok("b", &format!("echo {i} > f{i}"));
+    }
+    w.ok("b", "true");
+    assert_eq!(versions(&w, "b"), [1, 2, 3, 4]);
+    let out = w.cmd(&["rollback", "b", "2"]);
+    assert_success(&out, "rollback");
+    assert_eq!(versions(&w, "b"), [1, 2]);
+    assert_eq!(
+        w.ok("b", "ls f*").split_whitespace().collect::<Vec<_>>(),
+        ["f1", "f2"]
+    );
+    let q = json(&w, &["log", "--quarantine", "--json", "b"]);
+    assert_eq!(q[0]["target"], 2);
+    let held: Vec<u64> = q[0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(held, [3, 4]);
+    // The next version is 3 again, and chains to version 2.
+    w.ok("b", "echo new > g");
+    assert_eq!(versions(&w, "b"), [1, 2, 3]);
+    assert_success(&w.cmd(&["verify", "b"]), "verify");
+    assert_eq!(w.cmd(&["rollback", "b", "7"]).status.code(), Some(1));
+    // Rollback to 0: the bare host.
+    assert_success(&w.cmd(&["rollback", "b", "0"]), "rollback 0");
+    assert_eq!(w.ok("b", "ls").trim(), "");
+    // gc keeps fresh quarantine, purges with --older-than 0.
+    assert_success(&w.cmd(&["gc"]), "gc");
+    assert_eq!(
+        json(&w, &["log", "--quarantine", "--json", "b"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_success(&w.cmd(&["gc", "--older-than", "0"]), "gc now");
+    assert_eq!(
+        json(&w, &["log", "--quarantine", "--json", "b"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn a_running_box_is_not_rolled_back_unless_stopped() {
+    let w = World::new("rollrun");
+    w.ok("b", "echo 1 > f");
+    let mut child = w
+        .cowl()
+        .args(["run", "b", "--", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let state = w.store.join("boxes/b/state");
+    let t = std::time::Instant::now();
+    while !state.exists() {
+        assert!(t.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = w.cmd(&["rollback", "b", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--stop"), "{}", stderr(&out));
+    assert_success(&w.cmd(&["rollback", "--stop", "b", "0"]), "rollback --stop");
+    child.wait().unwrap();
+    assert!(versions(&w, "b").is_empty());
+}
+
+#[test]
+fn verify_names_the_first_version_that_does_not_match() {
+    let w = World::new("verify");
+    for i in 1..=3 {
+        w.ok("b", &format!("echo {i} > f{i}"));
+    }
+    let f2 = w
+        .store
+        .join("boxes/b/versions/2/layer")
+        .join(w.host().strip_prefix("/").unwrap())
+        .join("f2");
+    std::fs::write(&f2, "tampered\n").unwrap();
+    let out = w.cmd(&["verify", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("version 2"), "{}", stderr(&out));
+    std::fs::write(&f2, "2\n").unwrap();
+    // Content is back, but the mtime is not: still a mismatch.
+    assert_eq!(w.cmd(&["verify", "b"]).status.code(), Some(1));
+    // A manifest whose parent link is broken is named too.
+    let m3p = w.store.join("boxes/b/versions/3/manifest.json");
+    let mut m3: Value = serde_json::from_slice(&std::fs::read(&m3p).unwrap()).unwrap();
+    m3["message"] = "rewritten".into();
+    std::fs::write(&m3p, serde_json::to_vec(&m3).unwrap()).unwrap();
+    let w2 = stderr(&w.cmd(&["verify", "b"]));
+    assert!(w2.contains("version 2"), "{w2}");
+}
+
+/// What the box shows under the fixture directory, one line per entry.
+fn view(w: &World, b: &str) -> String {
+    w.ok(b, "find . -mindepth 1 -printf '%p %y %m %s\\n' | LC_ALL=C sort; find . -type f -exec md5sum {} + | LC_ALL=C sort")
+}
+
+#[test]
+fn squash_shows_exactly_the_same_tree_through_the_kernels_overlay() {
+    // Random file operations across many runs (each a version), through the
+    // real overlay: files, directories replaced and removed (whiteouts,
+    // opaque directories), renames, modes, symlinks.
+    for seed in [1u64, 7, 42] {
+        let w = World::new(&format!("squash-{seed}"));
+        std::fs::create_dir_all(w.host().join("d0/sub")).unwrap();
+        std::fs::write(w.host().join("d0/sub/host-file"), "h").unwrap();
+        std::fs::write(w.host().join("top"), "t").unwrap();
+        let mut rng = seed;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for step in 0..12 {
+            let mut script = String::from("set -e\n");
+            for _ in 0..4 {
+                let d = format!("d{}", next(3));
+                let f = format!("{d}/f{}", next(4));
+                script += &match next(9) {
+                    0 => format!("mkdir -p {d}; echo {step} > {f}\n"),
+                    1 => format!("rm -rf {d}\n"),
+                    2 => format!("rm -rf {d}; mkdir {d}; echo {step} > {d}/new\n"),
+                    3 => format!("rm -f {f} || true\n"),
+                    4 => format!("mkdir -p {d}/sub; echo {step} >> {d}/sub/x\n"),
+                    5 => format!("[ -e {f} ] && chmod 600 {f} || true\n"),
+                    6 => format!("mkdir -p {d}; ln -sf ../top {d}/link{step}\n"),
+                    7 => format!("[ -d {d} ] && mv {d} moved{step} || true\n"),
+                    _ => format!("rm -f top; echo {step} > top\n"),
+                };
+            }
+            w.ok("b", &script);
+        }
+        let before = view(&w, "b");
+        let n_before = versions(&w, "b").len();
+        assert!(n_before >= 8, "seed {seed}: only {n_before} versions");
+        assert_success(&w.cmd(&["squash", "--keep", "2", "b"]), "squash");
+        let after_versions = versions(&w, "b");
+        assert_eq!(after_versions.len(), 3, "seed {seed}: {after_versions:?}");
+        assert_eq!(
+            view(&w, "b"),
+            before,
+            "seed {seed}: the squashed stack shows another tree"
+        );
+        assert_success(&w.cmd(&["verify", "b"]), "verify after squash");
+        assert_success(&w.cmd(&["squash", "b"]), "squash all");
+        assert_eq!(versions(&w, "b").len(), 1);
+        assert_eq!(view(&w, "b"), before, "seed {seed}: full squash differs");
+    }
+}
+
+#[test]
+fn retention_squashes_old_automatic_versions_and_keeps_pinned_ones() {
+    let w = World::new("retention");
+    w.ok("b", "echo 0 > f0");
+    assert_success(&w.cmd(&["config", "b", "keep=3"]), "config keep");
+    assert_eq!(w.cmd(&["config", "b", "keep=lots"]).status.code(), Some(2));
+    assert_eq!(w.cmd(&["config", "b", "nope=1"]).status.code(), Some(2));
+    assert_success(
+        &w.cmd(&["snapshot", "--pin", "b"]),
+        "pin (nothing to snapshot is fine)",
+    );
+    for i in 1..=6 {
+        w.ok("b", &format!("echo {i} > f{i}"));
+    }
+    let log = json(&w, &["log", "--json", "b"]);
+    let made: Vec<(u64, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap(),
+                v["made"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        made.iter().filter(|(_, m)| m == "run").count(),
+        3,
+        "{made:?}"
+    );
+    assert!(made.iter().any(|(_, m)| m == "squash"), "{made:?}");
+    assert_eq!(
+        w.ok("b", "cat f0 f1 f6")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "1", "6"]
+    );
+    assert_success(&w.cmd(&["verify", "b"]), "verify");
+}
+
+#[test]
+fn a_crash_at_any_step_leaves_a_box_that_opens_and_verifies() {
+    // Each step of snapshot, rollback, squash and gc, killed with SIGKILL
+    // (a fault point per step, in test builds).
+    let steps: &[(&str, &[&str])] = &[
+        ("snapshot:manifest-written", &["snapshot", "-m", "s", "b"]),
+        ("snapshot:layer-moved", &["snapshot", "-m", "s", "b"]),
+        ("snapshot:version-in-place", &["snapshot", "-m", "s", "b"]),
+        ("rollback:started", &["rollback", "b", "1"]),
+        ("rollback:moved-version", &["rollback", "b", "1"]),
+        ("rollback:moved-live", &["rollback", "b", "1"]),
+        ("squash:merged", &["squash", "b"]),
+        ("squash:ready", &["squash", "b"]),
+        ("squash:moved-old", &["squash", "b"]),
+        ("squash:new-in-place", &["squash", "b"]),
+        ("squash:manifest-rewritten", &["squash", "--keep", "1", "b"]),
+        ("gc:moved", &["gc", "--older-than", "0"]),
+        ("gc:removed", &["gc", "--older-than", "0"]),
+    ];
+    for (step, args) in steps {
+        let w = World::new(&format!("crash-{}", step.replace(':', "-")));
+        for i in 1..=3 {
+            w.ok("b", &format!("echo {i} > f{i}"));
+        }
+        if step.starts_with("gc") {
+            assert_success(&w.cmd(&["rollback", "b", "2"]), "rollback before gc");
+        }
+        if step.starts_with("snapshot") {
+            // Something in the live layer, not yet a version.
+            assert_success(&w.cmd(&["config", "b", "snapshot=manual"]), "config");
+            w.ok("b", "echo live > live");
+        }
+        let before = versions(&w, "b");
+        let view_before = w.ok("b", "cat f* live 2>/dev/null; true");
+        let out = w
+            .cowl()
+            .env("COWL_FAULT", step)
+            .args(*args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{step}: not killed: {}",
+            stderr(&out)
+        );
+        let v = w.cmd(&["verify", "b"]);
+        assert_success(&v, step);
+        let after = versions(&w, "b");
+        // No version that was complete is lost: every one is still there,
+        // or (a squash) its content is, in the version that replaced it.
+        match step.split(':').next().unwrap() {
+            "snapshot" => {
+                assert!(
+                    after.starts_with(&before),
+                    "{step}: {before:?} -> {after:?}"
+                );
+                assert_eq!(
+                    w.ok("b", "cat f* live 2>/dev/null; true"),
+                    view_before,
+                    "{step}"
+                );
+            }
+            "rollback" => assert!(after == before || after == [1], "{step}: {after:?}"),
+            "squash" => assert_eq!(
+                w.ok("b", "cat f* live 2>/dev/null; true"),
+                view_before,
+                "{step}"
+            ),
+            _ => assert_eq!(after, before, "{step}"),
+        }
+        // And the interrupted operation can be run again to the end.
+        assert_success(&w.cmd(args), &format!("{step}: rerun"));
+        assert_success(&w.cmd(&["verify", "b"]), step);
+    }
+}
