@@ -452,3 +452,10 @@ pub fn process_start_ticks(pid: i32) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(19)?.parse().ok()
 }
+
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it), so
+/// `cowl log | head` ends quietly instead of failing on a closed pipe.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}

@@ -322,6 +322,15 @@ impl BoxDir {
         Ok(v.into_iter().map(|(_, p)| p).collect())
     }
 
+    /// Checks that `path` (in the box) is a plain directory of the box's owner.
+    pub fn check_plain_dir(&self, path: &Path) -> Result<(), StoreError> {
+        let store = Store {
+            root: PathBuf::new(),
+            uid: self.owner()?,
+        };
+        store.check_dir(Some(&self.name), path)
+    }
+
     fn owner(&self) -> Result<u32, StoreError> {
         fs::symlink_metadata(&self.path)
             .map(|m| m.uid())

@@ -149,12 +149,11 @@ pub(crate) fn list_versions(dir: &Path) -> Result<Vec<Version>, StoreError> {
 /// What the live layer changed over the newest version: `(changes, totals)`.
 pub fn live_changes(
     b: &BoxDir,
-    versions: &[Version],
+    version_layers: &[PathBuf],
     layout: &Layout,
 ) -> (Vec<crate::diff::Change>, Totals) {
-    let top = versions.last().map_or(0, |v| v.number);
     let below = Stack {
-        layers: b.stack_layers(versions, top),
+        layers: version_layers.to_vec(),
         host: Some(Path::new("/")),
         private: layout.private,
     };
@@ -185,6 +184,24 @@ fn totals_of(changes: &[crate::diff::Change], layer: &Path) -> Totals {
     }
     let _ = layer;
     t
+}
+
+/// Whether a live layer holds anything but the empty directories cowl made
+/// for mount points.
+fn has_content(dir: &Path, at: &Path, structural: &dyn Fn(&Path) -> bool) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = at.join(e.file_name());
+        match crate::layer::EntryKind::of(&e.path()) {
+            Some((crate::layer::EntryKind::Dir, _)) if structural(&p) => {
+                has_content(&e.path(), &p, structural)
+            }
+            Some(_) => true,
+            None => false,
+        }
+    })
 }
 
 /// Removes the empty upper directories cowl made for mount points (and the
@@ -269,16 +286,22 @@ pub fn snapshot(
 ) -> Result<Option<u64>, StoreError> {
     let _ops = b.ops_lock(true)?;
     recover(b)?;
-    let versions = b.versions()?;
     let upper = b.upper();
-    if fs::symlink_metadata(&upper).is_err() {
+    // Most runs of a box change nothing: tell that from the live layer alone,
+    // without reading any version.
+    if !req.allow_empty && !has_content(&upper, Path::new("/"), layout.structural) {
         return Ok(None);
     }
-    let (changes, totals) = live_changes(b, &versions, layout);
+    let layers = b.version_layers()?;
+    let newest = match layers.first() {
+        Some(l) => Some(Manifest::load(&l.with_file_name("manifest.json"))?),
+        None => None,
+    };
+    let (changes, totals) = live_changes(b, &layers, layout);
     if changes.is_empty() && !req.allow_empty {
         return Ok(None);
     }
-    let number = versions.last().map_or(1, |v| v.number + 1);
+    let number = newest.as_ref().map_or(1, |m| m.body.version + 1);
     prune_structural(&upper, Path::new("/"), layout.structural)?;
     let entries = scan_layer(&upper)?;
     let bytes = entries
@@ -289,7 +312,7 @@ pub fn snapshot(
     let body = ManifestBody {
         format: 1,
         version: number,
-        parent: versions.last().map(|v| v.manifest.digest.clone()),
+        parent: newest.map(|m| m.digest),
         created: crate::time::now(),
         message: req.message.to_owned(),
         made: req.made,
@@ -311,6 +334,7 @@ pub fn snapshot(
         &stage.join("manifest.json"),
         &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
     )?;
+    write_atomic(&stage.join("digest"), manifest.digest.as_bytes())?;
     if req.pin {
         write_atomic(&stage.join("pinned"), b"")?;
     }

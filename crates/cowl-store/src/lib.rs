@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boxdir;
+pub mod cache;
 pub mod diff;
 pub mod error;
 pub mod fault;

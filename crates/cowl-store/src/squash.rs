@@ -156,6 +156,7 @@ fn squash_range(
     };
     let m = body.seal();
     write_json(&stage.join("new/manifest.json"), &m)?;
+    write_atomic(&stage.join("new/digest"), m.digest.as_bytes())?;
     // Every later version's parent digest changes, so does its own.
     parent = Some(m.digest.clone());
     for v in versions.iter().filter(|v| v.number > last) {
@@ -215,6 +216,9 @@ fn roll_forward(b: &BoxDir, stage: &Path, first: u64, last: u64) -> Result<(), S
             let target = vdir.join(n).join("manifest.json");
             let text = fs::read(e.path()).map_err(StoreError::io("read", e.path()))?;
             write_atomic(&target, &text)?;
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&text) {
+                write_atomic(&vdir.join(n).join("digest"), m.digest.as_bytes())?;
+            }
             fs::remove_file(e.path()).map_err(StoreError::io("remove", e.path()))?;
             point("squash:manifest-rewritten");
         }
@@ -244,22 +248,39 @@ pub fn merge(layers: &[PathBuf], out: &Path) -> Result<(), StoreError> {
     for u in rest {
         apply(u, out, &mut dirs)?;
     }
-    // Modes and times last, deepest first: a directory's mode may forbid
-    // writing into it, and every entry made changes its mtime. For a
-    // directory met more than once, the upper layer's attributes win.
-    let mut last: std::collections::BTreeMap<PathBuf, PathBuf> = std::collections::BTreeMap::new();
+    finish(dirs)
+}
+
+/// Modes and times last, deepest first: a directory's mode may forbid
+/// writing into it, and every entry made changes its mtime. For a directory
+/// met more than once, the last (upper) word wins.
+fn finish(dirs: Vec<DirFix>) -> Result<(), StoreError> {
+    let mut last: std::collections::BTreeMap<PathBuf, AttrFrom> = std::collections::BTreeMap::new();
     for (dst, src) in dirs {
         last.insert(dst, src);
     }
     let mut order: Vec<_> = last.into_iter().collect();
     order.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
     for (dst, src) in order {
-        finish_dir(&src, &dst)?;
+        match src {
+            AttrFrom::Dir(src) => finish_dir(&src, &dst)?,
+            AttrFrom::Mode(m) => fs::set_permissions(&dst, fs::Permissions::from_mode(m))
+                .map_err(StoreError::io("chmod", &dst))?,
+        }
     }
     Ok(())
 }
 
-type DirFix = (PathBuf, PathBuf);
+/// Where a merged directory takes its final attributes from.
+#[derive(Debug, Clone)]
+enum AttrFrom {
+    /// The layer directory it stands for.
+    Dir(PathBuf),
+    /// Only this mode (its own, kept).
+    Mode(u32),
+}
+
+type DirFix = (PathBuf, AttrFrom);
 
 fn read_names(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
     match fs::read_dir(dir) {
@@ -280,7 +301,7 @@ fn make_dir(src: &Path, dst: &Path, dirs: &mut Vec<DirFix>) -> Result<(), StoreE
     fs::set_permissions(dst, fs::Permissions::from_mode(0o700))
         .map_err(StoreError::io("chmod", dst))?;
     copy_xattrs(src, dst)?;
-    dirs.push((dst.to_owned(), src.to_owned()));
+    dirs.push((dst.to_owned(), AttrFrom::Dir(src.to_owned())));
     Ok(())
 }
 
@@ -303,8 +324,23 @@ fn remove(p: &Path, dirs: &mut Vec<DirFix>) -> Result<(), StoreError> {
     remove_tree(p).map_err(StoreError::io("remove", p))
 }
 
+/// Applies layer `u` onto the merged layer `m` in place (the run cache).
+pub(crate) fn apply_onto(u: &Path, m: &Path) -> Result<(), StoreError> {
+    let mut dirs = Vec::new();
+    apply(u, m, &mut dirs)?;
+    finish(dirs)
+}
+
 /// Applies layer directory `u` onto merged directory `m`.
 fn apply(u: &Path, m: &Path, dirs: &mut Vec<DirFix>) -> Result<(), StoreError> {
+    // Entries go into `m`: it must be writable until `finish` sets its mode
+    // (its own, unless a directory of `u` gives it another).
+    let md = fs::symlink_metadata(m).map_err(StoreError::io("stat", m))?;
+    if md.mode() & 0o700 != 0o700 {
+        fs::set_permissions(m, fs::Permissions::from_mode(0o700))
+            .map_err(StoreError::io("chmod", m))?;
+        dirs.push((m.to_owned(), AttrFrom::Mode(md.mode() & 0o7777)));
+    }
     for n in read_names(u)? {
         let (ue, me) = (u.join(&n), m.join(&n));
         let Some((ku, _)) = EntryKind::of(&ue) else {
@@ -328,7 +364,7 @@ fn apply(u: &Path, m: &Path, dirs: &mut Vec<DirFix>) -> Result<(), StoreError> {
                     if opaque {
                         set_opaque(&me)?;
                     }
-                    dirs.push((me, ue));
+                    dirs.push((me, AttrFrom::Dir(ue)));
                 }
                 Some(_) => {
                     // A directory over a non-directory hides everything below.

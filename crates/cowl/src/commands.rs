@@ -131,7 +131,13 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let plan = plan::resolve(&spec, b.path(), store.root(), &b.version_layers()?, &mounts);
+    let plan = plan::resolve(
+        &spec,
+        b.path(),
+        store.root(),
+        &cowl_store::cache::run_layers(&b)?,
+        &mounts,
+    );
     if a.verbose {
         eprintln!(
             "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",

@@ -10,6 +10,7 @@ mod versions;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    cowl_sandbox::sys::default_sigpipe();
     versions::install_fault_hook();
     let args = cli::parse();
     match commands::dispatch(args) {

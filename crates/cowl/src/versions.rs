@@ -4,8 +4,8 @@
 use crate::cli::{DiffArgs, GcArgs, LogArgs, RollbackArgs, SnapshotArgs, SquashArgs, VerifyArgs};
 use crate::commands::{box_name, human_bytes, open_store, usage};
 use anyhow::{bail, Context, Result};
+use cowl_sandbox::mountinfo;
 use cowl_sandbox::plan::{self, Plan, Spec};
-use cowl_sandbox::{mountinfo, sys};
 use cowl_store::diff::{diff_stacks, layer_paths, patch, ChangeKind, DiffRules};
 use cowl_store::history::{self, Layout, SnapshotRequest, Version};
 use cowl_store::manifest::Made;
@@ -136,8 +136,15 @@ pub fn after_run(store: &Store, b: &BoxDir, command: &[String], code: i32) -> Re
         if count > MAX_VERSIONS {
             squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, l)?;
         }
-        Ok(())
+        refresh_cache(b)
     })
+}
+
+/// Brings the run cache up to date (the box is stopped and locked).
+fn refresh_cache(b: &BoxDir) -> Result<()> {
+    let _ops = b.ops_lock(true)?;
+    cowl_store::cache::refresh(b)?;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -380,6 +387,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
         bail!("box {name} started again while rolling back: stop it and retry");
     };
     let q = history::rollback(&b, a.version)?;
+    refresh_cache(&b)?;
     println!(
         "box {name} is at version {}; later versions and the live layer are in quarantine {} (`cowl log --quarantine {name}`)",
         a.version,
@@ -397,6 +405,7 @@ pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
     };
     let layout = BoxLayout::of(&store, &b)?;
     let done = layout.with(|l| squash::squash(&b, a.keep, Eligible::Unpinned, l))?;
+    refresh_cache(&b)?;
     if done.is_empty() {
         println!("nothing to squash");
     }
@@ -462,7 +471,7 @@ pub fn install_fault_hook() {
     #[cfg(debug_assertions)]
     cowl_store::fault::set_hook(|name| {
         if std::env::var("COWL_FAULT").as_deref() == Ok(name) {
-            let _ = sys::kill(std::process::id() as i32, libc::SIGKILL);
+            let _ = cowl_sandbox::sys::kill(std::process::id() as i32, libc::SIGKILL);
         }
     });
 }

@@ -272,9 +272,11 @@ fn verify_names_the_first_version_that_does_not_match() {
     assert!(w2.contains("version 2"), "{w2}");
 }
 
+const VIEW: &str = "find . -mindepth 1 -printf '%p %y %m %s\\n' | LC_ALL=C sort; find . -type f -exec md5sum {} + | LC_ALL=C sort";
+
 /// What the box shows under the fixture directory, one line per entry.
 fn view(w: &World, b: &str) -> String {
-    w.ok(b, "find . -mindepth 1 -printf '%p %y %m %s\\n' | LC_ALL=C sort; find . -type f -exec md5sum {} + | LC_ALL=C sort")
+    w.ok(b, VIEW)
 }
 
 #[test]
@@ -314,6 +316,23 @@ fn squash_shows_exactly_the_same_tree_through_the_kernels_overlay() {
             w.ok("b", &script);
         }
         let before = view(&w, "b");
+        // The run cache (every version merged into one lower) shows what the
+        // stacked versions show.
+        let stacked = stdout(
+            &w.cowl()
+                .env("COWL_RUN_CACHE", "off")
+                .args(["run", "b", "--", "sh", "-c", VIEW])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(
+            stacked, before,
+            "seed {seed}: the run cache differs from the stacked versions"
+        );
+        assert!(
+            w.store.join("boxes/b/cache/of").exists(),
+            "seed {seed}: no run cache"
+        );
         let n_before = versions(&w, "b").len();
         assert!(n_before >= 8, "seed {seed}: only {n_before} versions");
         assert_success(&w.cmd(&["squash", "--keep", "2", "b"]), "squash");
@@ -448,4 +467,32 @@ fn a_crash_at_any_step_leaves_a_box_that_opens_and_verifies() {
         assert_success(&w.cmd(args), &format!("{step}: rerun"));
         assert_success(&w.cmd(&["verify", "b"]), step);
     }
+}
+
+#[test]
+fn a_box_with_four_hundred_versions_runs_and_depth_is_kept_under_the_overlay_limit() {
+    // overlayfs stacks at most 500 layers; cowl squashes before that.
+    let w = World::new("deep");
+    w.ok("b", "true");
+    assert_success(&w.cmd(&["config", "b", "keep=1000"]), "config");
+    for i in 1..=400 {
+        w.ok("b", &format!("echo {i} > f{i}"));
+    }
+    assert_eq!(versions(&w, "b").len(), 400);
+    assert_eq!(
+        w.ok("b", "ls f* | wc -l; cat f1 f400")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["400", "1", "400"]
+    );
+    w.ok("b", "echo 401 > f401");
+    let n = versions(&w, "b").len();
+    assert!(n <= 400 && n > 100, "{n} versions after the depth guard");
+    assert_eq!(
+        w.ok("b", "ls f* | wc -l; cat f1 f401")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["401", "1", "401"]
+    );
+    assert_success(&w.cmd(&["verify", "b"]), "verify");
 }
