@@ -117,22 +117,31 @@ pub fn after_run(store: &Store, b: &BoxDir, command: &[String], code: i32) -> Re
     };
     let layout = BoxLayout::of(store, b)?;
     layout.with(|l| -> Result<()> {
-        history::snapshot(
-            b,
-            &SnapshotRequest {
-                message: &message,
-                made,
-                pin,
-                allow_empty: false,
-            },
-            l,
-        )?;
-        let _ = std::fs::remove_file(request_path(b));
-        squash::squash(b, b.settings.keep as usize, Eligible::Automatic, l)?;
-        let count = {
-            let _ops = b.ops_lock(false)?;
-            b.versions()?.len()
+        let request = SnapshotRequest {
+            message: &message,
+            made,
+            pin,
+            allow_empty: false,
         };
+        let made = history::snapshot(b, &request, l)?;
+        let _ = std::fs::remove_file(request_path(b));
+        if made.is_none() {
+            return refresh_cache(b);
+        }
+        // Retention reads the versions only when there are more than it
+        // keeps: reading every manifest at each run would cost more than the
+        // run itself.
+        let count = b.version_layers()?.len();
+        let keep = b.settings.keep as usize;
+        if count > keep {
+            let versions = {
+                let _ops = b.ops_lock(false)?;
+                b.versions()?
+            };
+            if !squash::plan(&versions, keep, Eligible::Automatic).is_empty() {
+                squash::squash(b, keep, Eligible::Automatic, l)?;
+            }
+        }
         if count > MAX_VERSIONS {
             squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, l)?;
         }
