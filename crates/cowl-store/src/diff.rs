@@ -94,12 +94,28 @@ pub fn diff_stacks(
     let mut work = candidates;
     let mut done = BTreeSet::new();
     let mut out = Vec::new();
+    // Paths a view does not show: what lies below them is not shown either.
+    // Candidates come parents first, so a new tree costs one look-up per
+    // entry, not two.
+    let mut absent_a = std::collections::HashSet::new();
+    let mut absent_b = std::collections::HashSet::new();
+    let look = |s: &Stack, absent: &mut std::collections::HashSet<PathBuf>, rel: &Path| {
+        if rel.parent().is_some_and(|p| absent.contains(p)) {
+            absent.insert(rel.to_owned());
+            return None;
+        }
+        let f = s.lookup(rel);
+        if f.is_none() {
+            absent.insert(rel.to_owned());
+        }
+        f
+    };
     while let Some(rel) = work.pop_first() {
         if !done.insert(rel.clone()) {
             continue;
         }
-        let a = from.lookup(&rel);
-        let b = to.lookup(&rel);
+        let a = look(from, &mut absent_a, &rel);
+        let b = look(to, &mut absent_b, &rel);
         let path = Path::new("/").join(&rel);
         let mk = |change, f: &Found, a: &Option<Found>, b: &Option<Found>| Change {
             path: path.clone(),
@@ -114,10 +130,11 @@ pub fn diff_stacks(
             (None, Some(t)) => out.push(mk(ChangeKind::Added, t, &a, &b)),
             (Some(f), None) => {
                 // Report a deleted directory once, not each entry below it.
-                if rel
-                    .parent()
-                    .is_none_or(|p| p.as_os_str().is_empty() || to.lookup(p).is_some())
-                {
+                let parent_shown = |p: &Path| {
+                    p.as_os_str().is_empty()
+                        || (!absent_b.contains(p) && (done.contains(p) || to.lookup(p).is_some()))
+                };
+                if rel.parent().is_none_or(parent_shown) {
                     out.push(mk(ChangeKind::Deleted, f, &a, &b));
                 }
             }

@@ -159,9 +159,10 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     let code = spawn::run(&plan, &mut obs)?;
     b.clear_state(&lock);
+    let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
     // it changed while this process still holds the run lock.
-    if let Err(e) = versions::after_run(&store, &b, &spec.command, code) {
+    if let Err(e) = versions::after_run(&b, &layout, &spec.command, code) {
         eprintln!(
             "cowl: warning: the box ran, but its automatic snapshot failed: {}",
             crate::render(&e)

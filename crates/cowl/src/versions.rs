@@ -47,6 +47,17 @@ impl BoxLayout {
         })
     }
 
+    /// The layout of a plan already resolved for a run.
+    pub fn from_plan(plan: Plan) -> BoxLayout {
+        BoxLayout {
+            plan,
+            private: plan::PRIVATE_DIRS
+                .iter()
+                .map(|p| plan::rel(Path::new(p)))
+                .collect(),
+        }
+    }
+
     pub fn with<R>(&self, f: impl FnOnce(&Layout) -> R) -> R {
         let structural = |p: &Path| self.plan.layers.iter().any(|l| l.path.starts_with(p));
         f(&Layout {
@@ -98,7 +109,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
 
 /// After a run: a pending `cowl snapshot`, else the automatic one, then
 /// retention. The caller still holds the box's run lock.
-pub fn after_run(store: &Store, b: &BoxDir, command: &[String], code: i32) -> Result<()> {
+pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) -> Result<()> {
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
@@ -115,7 +126,6 @@ pub fn after_run(store: &Store, b: &BoxDir, command: &[String], code: i32) -> Re
         ),
         None => return Ok(()),
     };
-    let layout = BoxLayout::of(store, b)?;
     layout.with(|l| -> Result<()> {
         let request = SnapshotRequest {
             message: &message,
