@@ -13,6 +13,7 @@ pub mod plan;
 pub mod process;
 pub mod pty;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod spawn;
 pub mod sys;

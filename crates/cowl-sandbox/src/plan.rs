@@ -26,6 +26,60 @@ pub struct Spec {
     pub cwd: PathBuf,
     /// What the app's fsyncs promise.
     pub durability: Durability,
+    /// Host paths the box must not read (secrets, agent sockets).
+    pub hide: Vec<PathBuf>,
+    /// System calls allowed back through the seccomp filter.
+    pub allow_syscalls: Vec<String>,
+}
+
+/// What a box cannot read unless its policy exposes it: credentials, keys,
+/// browser profiles, and the sockets of agents and desktop buses. `home` and
+/// `runtime` are the caller's `$HOME` and `$XDG_RUNTIME_DIR`.
+pub fn default_hidden(
+    home: Option<&Path>,
+    runtime: Option<&Path>,
+    ssh_auth_sock: Option<&Path>,
+) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(h) = home {
+        for rel in [
+            ".ssh",
+            ".gnupg",
+            ".aws",
+            ".azure",
+            ".config/gcloud",
+            ".kube",
+            ".docker",
+            ".netrc",
+            ".password-store",
+            ".local/share/keyrings",
+            ".mozilla",
+            ".config/google-chrome",
+            ".config/chromium",
+        ] {
+            v.push(h.join(rel));
+        }
+    }
+    if let Some(r) = runtime {
+        for rel in [
+            "gnupg",
+            "bus",
+            "keyring",
+            "wayland-0",
+            "wayland-1",
+            "pulse",
+            "pipewire-0",
+            "ssh-agent.socket",
+            "gcr",
+        ] {
+            v.push(r.join(rel));
+        }
+    }
+    v.extend(ssh_auth_sock.map(Path::to_path_buf));
+    v.push(PathBuf::from("/run/dbus/system_bus_socket"));
+    v.push(PathBuf::from("/var/run/dbus/system_bus_socket"));
+    v.push(PathBuf::from("/tmp/.X11-unix"));
+    v
 }
 
 /// Host directories that a box never sees: it has its own, in its layer.
@@ -123,8 +177,11 @@ pub struct Plan {
     pub durability: Durability,
     /// The box directory in the store.
     pub box_dir: PathBuf,
-    /// Paths masked by an empty read-only filesystem: the store.
+    /// Paths the box cannot read: the store, and the policy's hidden paths
+    /// (resolved on the host, symlinks followed).
     pub hidden: Vec<PathBuf>,
+    /// System calls allowed back through the seccomp filter.
+    pub allow_syscalls: Vec<String>,
     /// The overlays, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
@@ -190,7 +247,14 @@ pub fn resolve(
         cwd: spec.cwd.clone(),
         durability: spec.durability,
         box_dir: box_dir.to_owned(),
-        hidden: vec![store.to_owned()],
+        hidden: std::iter::once(store.to_owned())
+            .chain(
+                spec.hide
+                    .iter()
+                    .filter_map(|p| std::fs::canonicalize(p).ok()),
+            )
+            .collect(),
+        allow_syscalls: spec.allow_syscalls.clone(),
         layers,
     }
 }
@@ -372,6 +436,8 @@ mod tests {
             net: NetMode::None,
             cwd: "/".into(),
             durability: Durability::Volatile,
+            hide: Vec::new(),
+            allow_syscalls: Vec::new(),
         }
     }
 

@@ -97,6 +97,8 @@ pub struct AppStart<'a> {
     /// Rootless: drop every capability. System mode keeps the capabilities of
     /// root in the box's own user namespace, which grant nothing on the host.
     pub drop_caps: bool,
+    /// System calls allowed back through the seccomp filter.
+    pub allow_syscalls: &'a [String],
     /// Where to report an exec failure.
     pub report: &'a OwnedFd,
 }
@@ -138,6 +140,10 @@ pub fn exec_app(a: &AppStart) -> ! {
     }
     if let Err(e) = security::close_other_fds_on_exec() {
         fail(1, format!("cannot close inherited descriptors: {e}"));
+    }
+    // Last: from here on the filter applies, to exec and all that follows.
+    if let Err(e) = crate::seccomp::install(a.allow_syscalls) {
+        fail(1, format!("cannot install the seccomp filter: {e}"));
     }
     let argv: Vec<CString> = a
         .argv

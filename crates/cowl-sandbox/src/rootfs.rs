@@ -219,19 +219,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     mount_dev(&in_root)?;
     mount_sys(&in_root)?;
     for h in &plan.hidden {
-        match in_root(h, libc::O_DIRECTORY) {
-            Ok(target) => {
-                let fs = new_fs(
-                    "tmpfs",
-                    &[("mode", "0"), ("size", "4k")],
-                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                )
-                .map_err(op("mask", h))?;
-                sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mask", h))?;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(op("mask", h)(e)),
-        }
+        mask(h, &in_root).map_err(op("hide", h))?;
     }
 
     crate::trace::mark("init: proc dev sys");
@@ -538,6 +526,33 @@ fn bind_host(path: &Path, target: &OwnedFd, recursive: bool) -> std::io::Result<
         recursive,
     )?;
     sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
+}
+
+/// Makes `path` unreadable in the box: an empty read-only filesystem over a
+/// directory, /dev/null (read-only) over anything else. A path that does not
+/// exist in the box, or that the box could not reach anyway, needs nothing.
+fn mask(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
+    let target = match in_root(path, 0) {
+        Ok(t) => t,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EACCES)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    let is_dir = std::fs::metadata(fd_path(&target)).map(|m| m.is_dir())?;
+    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let fs = if is_dir {
+        new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
+    } else {
+        let null = sys::open_tree(libc::AT_FDCWD, Path::new("/dev/null"), OPEN_TREE_CLONE)?;
+        sys::mount_setattr(
+            null.as_raw_fd(),
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            false,
+        )?;
+        null
+    };
+    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())
 }
 
 type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;

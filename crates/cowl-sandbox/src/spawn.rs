@@ -327,6 +327,7 @@ fn init_main(
                 pty_slave: slave.as_ref(),
                 stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: plan.mode == Mode::Rootless,
+                allow_syscalls: &plan.allow_syscalls,
                 report: &sock,
             });
         }
@@ -523,6 +524,8 @@ pub struct JoinTarget<'a> {
     pub start_ticks: u64,
     /// The box's identity mapping.
     pub mode: Mode,
+    /// System calls allowed back through the seccomp filter.
+    pub allow_syscalls: &'a [String],
 }
 
 /// Runs `argv` inside a running box: enters its namespaces and supervises the
@@ -585,6 +588,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 pty_slave: slave.as_ref(),
                 stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: target.mode == Mode::Rootless,
+                allow_syscalls: target.allow_syscalls,
                 report: &theirs,
             }),
             Ok(app) => app,

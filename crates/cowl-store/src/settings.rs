@@ -124,6 +124,15 @@ pub struct BoxSettings {
     /// Days a rollback's quarantine is kept before `cowl gc` purges it.
     #[serde(default = "default_quarantine_days")]
     pub quarantine_days: u32,
+    /// Paths hidden in addition to the default list (`~/` is $HOME).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hide: Vec<String>,
+    /// Paths of the default hidden list the box may read after all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// System calls allowed back through the seccomp filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_syscalls: Vec<String>,
 }
 
 impl BoxSettings {
@@ -138,6 +147,9 @@ impl BoxSettings {
             snapshot: SnapshotPolicy::default(),
             keep: default_keep(),
             quarantine_days: default_quarantine_days(),
+            hide: Vec::new(),
+            expose: Vec::new(),
+            allow_syscalls: Vec::new(),
         }
     }
 

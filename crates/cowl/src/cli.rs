@@ -110,6 +110,17 @@ pub struct RunArgs {
     /// Network for this run (default: the box's setting, else none).
     #[arg(long, value_enum)]
     pub net: Option<NetArg>,
+    /// Hide PATH from the box for this run (repeatable; `~/` is $HOME), in
+    /// addition to box.toml's `hide` and the default list.
+    #[arg(long, value_name = "PATH")]
+    pub hide: Vec<String>,
+    /// Let the box read PATH of the default hidden list for this run
+    /// (repeatable): ~/.ssh, ~/.gnupg, ~/.aws, ~/.azure, ~/.config/gcloud,
+    /// ~/.kube, ~/.docker, ~/.netrc, ~/.password-store,
+    /// ~/.local/share/keyrings, browser profiles, and the ssh-agent,
+    /// gpg-agent, D-Bus, X11 and Wayland sockets.
+    #[arg(long, value_name = "PATH")]
+    pub expose: Vec<String>,
     /// Print the plan (layers and mounts) instead of running anything.
     #[arg(long)]
     pub dry_run: bool,

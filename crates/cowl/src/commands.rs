@@ -8,6 +8,7 @@ use cowl_sandbox::spawn::{self, JoinTarget, Observer};
 use cowl_sandbox::{mountinfo, sys};
 use cowl_store::{BoxDir, BoxLock, BoxName, Mode, NetMode, RunState, Store, StoreError};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A mistake in how cowl was called: exit status 2.
@@ -96,13 +97,18 @@ fn run(a: RunArgs) -> Result<i32> {
         None => settings.as_ref().map(|s| s.net).unwrap_or_default(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let defaults = cowl_store::BoxSettings::new(mode);
+    let s = settings.as_ref().unwrap_or(&defaults);
+    check_syscall_names(&s.allow_syscalls)?;
     let spec = Spec {
         box_name: name.to_string(),
         command,
         mode,
         net,
         cwd,
-        durability: settings.as_ref().map(|s| s.durability).unwrap_or_default(),
+        durability: s.durability,
+        hide: effective_hidden(s, &a.hide, &a.expose),
+        allow_syscalls: s.allow_syscalls.clone(),
     };
 
     if a.dry_run {
@@ -214,6 +220,51 @@ impl Observer for StateWriter<'_> {
     }
 }
 
+/// `~/x` as `$HOME/x`.
+fn expand(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The paths a box may not read: the default list and box.toml's `hide`
+/// and the run's `--hide`, less what box.toml's `expose` or `--expose` lets
+/// through.
+pub(crate) fn effective_hidden(
+    s: &cowl_store::BoxSettings,
+    hide: &[String],
+    expose: &[String],
+) -> Vec<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let exposed: Vec<PathBuf> = s.expose.iter().chain(expose).map(|p| expand(p)).collect();
+    let mut v = plan::default_hidden(
+        env("HOME").as_deref(),
+        env("XDG_RUNTIME_DIR").as_deref(),
+        env("SSH_AUTH_SOCK").as_deref(),
+    );
+    v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
+    v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
+    v
+}
+
+fn check_syscall_names(names: &[String]) -> Result<()> {
+    let known = cowl_sandbox::seccomp::known_names();
+    for n in names {
+        if !known.contains(&n.as_str()) {
+            return Err(usage(format!(
+                "allow_syscalls: {n:?} is not a system call the filter denies; it knows {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Who has a box: nobody (and now we hold its run lock), or a running init.
 enum Holder {
     Free(BoxLock),
@@ -257,6 +308,7 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
             pid: state.pid,
             start_ticks: state.start_ticks,
             mode: state.mode,
+            allow_syscalls: &b.settings.allow_syscalls,
         },
         &spec.command,
         &spec.cwd,
@@ -348,10 +400,17 @@ fn config(a: ConfigArgs) -> Result<i32> {
             }
         }
     } else if !changed {
+        let hidden = effective_hidden(&b.settings, &[], &[]);
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&b.settings)?);
+            let mut v = serde_json::to_value(&b.settings)?;
+            v["hidden_paths"] = serde_json::to_value(&hidden)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             print!("{}", b.settings.to_toml());
+            println!("# hidden in the box (default list, `hide`, less `expose`):");
+            for h in hidden {
+                println!("#   {}", h.display());
+            }
         }
     }
     Ok(0)

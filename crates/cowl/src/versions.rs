@@ -37,6 +37,8 @@ impl BoxLayout {
             net: b.settings.net,
             cwd: "/".into(),
             durability: b.settings.durability,
+            hide: Vec::new(),
+            allow_syscalls: Vec::new(),
         };
         Ok(BoxLayout {
             plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),
