@@ -578,7 +578,57 @@ fn mount_proc(in_root: &InRoot) -> Result<(), SetupError> {
     if sys::fs_magic(fs.as_raw_fd()).map_err(op("check"))? != libc::PROC_SUPER_MAGIC {
         return Err(SetupError::Message("/proc is not procfs".into()));
     }
-    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount proc on"))
+    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount proc on"))?;
+    let proc = in_root(p, libc::O_DIRECTORY).map_err(op("open"))?;
+    restrict_proc(&proc).map_err(op("restrict"))
+}
+
+/// Kernel interfaces under /proc that must not be written from a box, even
+/// by its uid 0: a rootless box run by root, or a system box, has the host's
+/// uid 0, and sysctls such as kernel.core_pattern check only the writer's
+/// uid. Read-only: sys, sysrq-trigger, irq, bus, fs. Hidden: kcore, keys,
+/// timer_list, sched_debug, latency_stats, acpi, scsi.
+fn restrict_proc(proc: &OwnedFd) -> std::io::Result<()> {
+    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let at = |name: &str| {
+        sys::openat(
+            Some(proc.as_raw_fd()),
+            Path::new(name),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )
+    };
+    for name in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
+        let Ok(target) = at(name) else { continue };
+        let tree = sys::open_tree(
+            proc.as_raw_fd(),
+            Path::new(name),
+            OPEN_TREE_CLONE | AT_RECURSIVE,
+        )?;
+        sys::mount_setattr(tree.as_raw_fd(), ro, true)?;
+        sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())?;
+    }
+    for name in [
+        "kcore",
+        "keys",
+        "timer_list",
+        "sched_debug",
+        "latency_stats",
+        "acpi",
+        "scsi",
+    ] {
+        let Ok(target) = at(name) else { continue };
+        let is_dir = std::fs::metadata(fd_path(&target)).map(|m| m.is_dir())?;
+        let fs = if is_dir {
+            new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
+        } else {
+            let null = sys::open_tree(libc::AT_FDCWD, Path::new("/dev/null"), OPEN_TREE_CLONE)?;
+            sys::mount_setattr(null.as_raw_fd(), ro, false)?;
+            null
+        };
+        sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())?;
+    }
+    Ok(())
 }
 
 /// The devices a box gets, bound from the host.

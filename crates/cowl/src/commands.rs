@@ -389,6 +389,7 @@ fn config(a: ConfigArgs) -> Result<i32> {
             .clone()
             .try_into()
             .map_err(|e: toml::de::Error| usage(format!("invalid setting: {}", e.message())))?;
+        check_syscall_names(&settings.allow_syscalls)?;
         b.save_settings(settings)?;
     }
     if !shown.is_empty() {

@@ -1,0 +1,184 @@
+//! Escape tests: cowl-probe runs inside a box and tries each attack of the
+//! security matrix that cowl's policy owns so far; every one must fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+fn probe_bin() -> PathBuf {
+    std::env::var_os("NEXTEST_BIN_EXE_cowl-probe")
+        .or_else(|| std::env::var_os("NEXTEST_BIN_EXE_cowl_probe"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cowl-probe")))
+}
+
+/// Every verdict the probe printed must be `blocked` (`unavailable` is
+/// accepted only for an entry point the kernel lacks).
+fn check(out: &std::process::Output, what: &str) {
+    assert_success(out, what);
+    let text = stdout(out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.len() >= 40,
+        "{what}: the probe printed too little:\n{text}"
+    );
+    let bad: Vec<&&str> = lines
+        .iter()
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            let (name, verdict) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+            !(verdict == "blocked" || (verdict == "unavailable" && name == "i386_keyctl"))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: attacks that were not blocked:\n{bad:#?}\nall:\n{text}"
+    );
+}
+
+fn probe_args() -> Vec<String> {
+    vec![
+        "--".into(),
+        probe_bin().display().to_string(),
+        std::process::id().to_string(),
+    ]
+}
+
+#[test]
+fn every_attack_of_the_probe_fails_in_a_rootless_box() {
+    let w = World::new("escape");
+    let mut args = vec!["run".to_string(), "b".into()];
+    args.extend(probe_args());
+    let out = w.cowl().args(&args).output().unwrap();
+    check(&out, "rootless box");
+}
+
+#[test]
+fn every_attack_of_the_probe_fails_in_a_joined_run() {
+    let w = World::new("escape-join");
+    let mut child = w
+        .cowl()
+        .args(["run", "b", "--", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let state = w.store.join("boxes/b/state");
+    let t = std::time::Instant::now();
+    while !state.exists() {
+        assert!(t.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut args = vec!["run".to_string(), "b".into()];
+    args.extend(probe_args());
+    let out = w.cowl().args(&args).output().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    check(&out, "joined run");
+}
+
+#[test]
+fn every_attack_of_the_probe_fails_in_a_system_box() {
+    let w = World::new("escape-system");
+    let mut args = vec!["run".to_string(), "--system".into(), "s".into()];
+    args.extend(probe_args());
+    let out = w.cowl().args(&args).output().unwrap();
+    if !is_root() {
+        assert_eq!(out.status.code(), Some(2));
+        return;
+    }
+    // Root in a system box keeps the capabilities of its own user namespace.
+    let text = stdout(&out)
+        .lines()
+        .filter(|l| !l.starts_with("capabilities "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let filtered = std::process::Output {
+        status: out.status,
+        stdout: text.into_bytes(),
+        stderr: out.stderr,
+    };
+    check(&filtered, "system box");
+}
+
+#[test]
+fn secrets_are_hidden_unless_exposed() {
+    let w = World::new("secrets");
+    let home = w.host().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    std::fs::write(home.join(".netrc"), "machine x password y").unwrap();
+    std::fs::write(home.join("notes.txt"), "fine").unwrap();
+    std::fs::create_dir_all(home.join("vault")).unwrap();
+    std::fs::write(home.join("vault/token"), "t").unwrap();
+    let run = |extra: &[&str], script: &str| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend(["b", "--", "sh", "-c", script]);
+        w.cowl().env("HOME", &home).args(&args).output().unwrap()
+    };
+    let out = run(&[], "cat ~/.ssh/id_ed25519; cat ~/.netrc; cat ~/notes.txt");
+    let text = stdout(&out);
+    assert!(
+        !text.contains("PRIVATE") && !text.contains("password"),
+        "{text}"
+    );
+    assert!(text.contains("fine"), "{text}");
+    let out = run(&["--hide", "~/vault"], "cat ~/vault/token");
+    assert!(!out.status.success() && stdout(&out).is_empty());
+    let out = run(&["--expose", "~/.ssh"], "cat ~/.ssh/id_ed25519");
+    assert_eq!(stdout(&out), "PRIVATE KEY");
+    // Kept in box.toml, shown by cowl config.
+    assert_success(
+        &w.cowl()
+            .env("HOME", &home)
+            .args(["config", "b", "hide=[\"~/vault\"]"])
+            .output()
+            .unwrap(),
+        "config",
+    );
+    let cfg = stdout(
+        &w.cowl()
+            .env("HOME", &home)
+            .args(["config", "b"])
+            .output()
+            .unwrap(),
+    );
+    assert!(cfg.contains("vault") && cfg.contains(".ssh"), "{cfg}");
+    let out = run(&[], "cat ~/vault/token");
+    assert!(!out.status.success());
+    assert!(home.join(".ssh/id_ed25519").exists());
+}
+
+#[test]
+fn a_syscall_can_be_allowed_back_by_name_and_unknown_names_are_refused() {
+    let w = World::new("allow");
+    let prog = "import ctypes; l = ctypes.CDLL(None, use_errno=True); r = l.syscall(ctypes.c_long(PERSONALITY), 0x0040000); print(r, ctypes.get_errno())";
+    let nr = if cfg!(target_arch = "x86_64") {
+        "135"
+    } else {
+        "92"
+    };
+    let prog = prog.replace("PERSONALITY", nr);
+    let out = w.cmd(&["run", "b", "--", "python3", "-c", &prog]);
+    assert_eq!(
+        stdout(&out).split_whitespace().nth(1),
+        Some("1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_success(
+        &w.cmd(&["config", "b", "allow_syscalls=[\"personality\"]"]),
+        "config",
+    );
+    let out = w.cmd(&["run", "b", "--", "python3", "-c", &prog]);
+    assert_eq!(
+        stdout(&out).split_whitespace().nth(1),
+        Some("0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = w.cmd(&["config", "b", "allow_syscalls=[\"frobnicate\"]"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("frobnicate"), "{}", stderr(&out));
+}
