@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod landlock;
 pub mod mountinfo;
 pub mod net;
 pub mod plan;

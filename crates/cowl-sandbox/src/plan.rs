@@ -30,6 +30,8 @@ pub struct Spec {
     pub hide: Vec<PathBuf>,
     /// System calls allowed back through the seccomp filter.
     pub allow_syscalls: Vec<String>,
+    /// The Landlock domain.
+    pub landlock: crate::landlock::LandlockPolicy,
 }
 
 /// What a box cannot read unless its policy exposes it: credentials, keys,
@@ -182,6 +184,8 @@ pub struct Plan {
     pub hidden: Vec<PathBuf>,
     /// System calls allowed back through the seccomp filter.
     pub allow_syscalls: Vec<String>,
+    /// The Landlock domain.
+    pub landlock: crate::landlock::LandlockPolicy,
     /// The overlays, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
@@ -255,6 +259,7 @@ pub fn resolve(
             )
             .collect(),
         allow_syscalls: spec.allow_syscalls.clone(),
+        landlock: spec.landlock.clone(),
         layers,
     }
 }
@@ -438,6 +443,10 @@ mod tests {
             durability: Durability::Volatile,
             hide: Vec::new(),
             allow_syscalls: Vec::new(),
+            landlock: crate::landlock::LandlockPolicy {
+                scope: true,
+                ports: None,
+            },
         }
     }
 

@@ -99,6 +99,10 @@ pub struct AppStart<'a> {
     pub drop_caps: bool,
     /// System calls allowed back through the seccomp filter.
     pub allow_syscalls: &'a [String],
+    /// The Landlock domain.
+    pub landlock: &'a crate::landlock::LandlockPolicy,
+    /// Refuse internet sockets other than TCP (`ports` network mode).
+    pub tcp_only: bool,
     /// Where to report an exec failure.
     pub report: &'a OwnedFd,
 }
@@ -141,8 +145,11 @@ pub fn exec_app(a: &AppStart) -> ! {
     if let Err(e) = security::close_other_fds_on_exec() {
         fail(1, format!("cannot close inherited descriptors: {e}"));
     }
+    if let Err(e) = crate::landlock::restrict(a.landlock, crate::landlock::abi()) {
+        fail(1, format!("cannot apply the Landlock policy: {e}"));
+    }
     // Last: from here on the filter applies, to exec and all that follows.
-    if let Err(e) = crate::seccomp::install(a.allow_syscalls) {
+    if let Err(e) = crate::seccomp::install(a.allow_syscalls, a.tcp_only) {
         fail(1, format!("cannot install the seccomp filter: {e}"));
     }
     let argv: Vec<CString> = a

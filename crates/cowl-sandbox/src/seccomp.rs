@@ -49,6 +49,9 @@ struct Table {
     clone: u32,
     clone3: u32,
     personality: u32,
+    socket: u32,
+    /// i386 multiplexes socket calls through socketcall (0: none).
+    socketcall: u32,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -87,6 +90,8 @@ const NATIVE: Table = Table {
     clone: 56,
     clone3: 435,
     personality: 135,
+    socket: 41,
+    socketcall: 0,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -125,6 +130,8 @@ const NATIVE: Table = Table {
     clone: 220,
     clone3: 435,
     personality: 92,
+    socket: 198,
+    socketcall: 0,
 };
 
 /// The i386 entry point of x86_64 kernels (`int 0x80`).
@@ -163,6 +170,8 @@ const I386: Table = Table {
     clone: 120,
     clone3: 435,
     personality: 136,
+    socket: 359,
+    socketcall: 102,
 };
 
 /// A BPF program under construction, with forward jumps to labels.
@@ -234,7 +243,7 @@ fn arg_low(i: u32) -> u32 {
 }
 
 /// Emits the checks for one ABI, entered with nothing loaded.
-fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool) {
+fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool, tcp_only: bool) {
     a.label(&format!("{p}start"));
     a.load(NR);
     if x32_bit {
@@ -253,6 +262,13 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool) 
     }
     if on("personality") {
         a.jump_if(JEQ_K, t.personality, &format!("{p}personality"));
+    }
+    if tcp_only {
+        a.jump_if(JEQ_K, t.socket, &format!("{p}socket"));
+        if t.socketcall != 0 {
+            // Its arguments are behind a pointer the filter cannot read.
+            a.jump_if(JEQ_K, t.socketcall, "eperm");
+        }
     }
     for (name, nr) in t.deny {
         if on(name) {
@@ -275,6 +291,22 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool) 
     a.jump_if(JEQ_K, 0, "allow");
     a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
 
+    if tcp_only {
+        // Landlock rules cover TCP only: UDP, raw and packet sockets are
+        // refused outright (landlock.rst; the security matrix's bypass row).
+        a.label(&format!("{p}socket"));
+        a.load(arg_low(0));
+        a.jump_if(JEQ_K, libc::AF_PACKET as u32, "eperm");
+        a.jump_if(JEQ_K, libc::AF_INET as u32, &format!("{p}inet"));
+        a.jump_if(JEQ_K, libc::AF_INET6 as u32, &format!("{p}inet"));
+        a.op(RET_K, RET_ALLOW);
+        a.label(&format!("{p}inet"));
+        a.load(arg_low(1));
+        a.op(AND_K, 0xf);
+        a.jump_if(JEQ_K, libc::SOCK_STREAM as u32, "allow");
+        a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
+    }
+
     a.label(&format!("{p}personality"));
     a.load(arg_low(0));
     a.jump_if(JEQ_K, 0xffff_ffff, "allow"); // a query
@@ -283,8 +315,9 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool) 
     a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
 }
 
-/// The filter, with the named system calls allowed back.
-pub fn program(allow: &[String]) -> io::Result<Vec<libc::sock_filter>> {
+/// The filter, with the named system calls allowed back; with `tcp_only`,
+/// internet sockets other than TCP and packet sockets are refused too.
+pub fn program(allow: &[String], tcp_only: bool) -> io::Result<Vec<libc::sock_filter>> {
     let mut a = Asm::new();
     a.load(ARCH);
     a.jump_if(JEQ_K, NATIVE.arch, "n_start");
@@ -293,9 +326,16 @@ pub fn program(allow: &[String]) -> io::Result<Vec<libc::sock_filter>> {
     }
     // Any other ABI: refused whole.
     a.op(RET_K, RET_ERRNO | libc::ENOSYS as u32);
-    emit_table(&mut a, &NATIVE, "n_", allow, cfg!(target_arch = "x86_64"));
+    emit_table(
+        &mut a,
+        &NATIVE,
+        "n_",
+        allow,
+        cfg!(target_arch = "x86_64"),
+        tcp_only,
+    );
     if cfg!(target_arch = "x86_64") {
-        emit_table(&mut a, &I386, "i_", allow, false);
+        emit_table(&mut a, &I386, "i_", allow, false, tcp_only);
     }
     a.label("allow");
     a.op(RET_K, RET_ALLOW);
@@ -314,8 +354,8 @@ pub fn known_names() -> Vec<&'static str> {
 }
 
 /// Installs the filter on the calling thread (no_new_privs must be set).
-pub fn install(allow: &[String]) -> io::Result<()> {
-    let prog = program(allow)?;
+pub fn install(allow: &[String], tcp_only: bool) -> io::Result<()> {
+    let prog = program(allow, tcp_only)?;
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
@@ -339,9 +379,11 @@ mod tests {
 
     #[test]
     fn program_assembles_with_all_jumps_in_range() {
-        let p = program(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let p = program(&[], false).unwrap_or_else(|e| panic!("{e}"));
         assert!(p.len() > 60 && p.len() < 255, "{} instructions", p.len());
-        let fewer = program(&["keyctl".to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+        let tcp = program(&[], true).unwrap_or_else(|e| panic!("{e}"));
+        assert!(tcp.len() > p.len());
+        let fewer = program(&["keyctl".to_owned()], false).unwrap_or_else(|e| panic!("{e}"));
         assert!(fewer.len() < p.len());
     }
 }

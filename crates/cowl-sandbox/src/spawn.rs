@@ -16,7 +16,7 @@ use crate::plan::Plan;
 use crate::process::{self, AppStart};
 use crate::rootfs::{self, Caller};
 use crate::{net, pty, security, sys};
-use cowl_store::Mode;
+use cowl_store::{Mode, NetMode};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -328,6 +328,8 @@ fn init_main(
                 stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: plan.mode == Mode::Rootless,
                 allow_syscalls: &plan.allow_syscalls,
+                landlock: &plan.landlock,
+                tcp_only: plan.net.tcp_only(),
                 report: &sock,
             });
         }
@@ -526,6 +528,10 @@ pub struct JoinTarget<'a> {
     pub mode: Mode,
     /// System calls allowed back through the seccomp filter.
     pub allow_syscalls: &'a [String],
+    /// The Landlock domain of the box's apps.
+    pub landlock: &'a crate::landlock::LandlockPolicy,
+    /// The box's network.
+    pub net: NetMode,
 }
 
 /// Runs `argv` inside a running box: enters its namespaces and supervises the
@@ -589,6 +595,8 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 stderr_to_pty: term.is_some_and(|t| t.stderr_too),
                 drop_caps: target.mode == Mode::Rootless,
                 allow_syscalls: target.allow_syscalls,
+                landlock: target.landlock,
+                tcp_only: target.net.tcp_only(),
                 report: &theirs,
             }),
             Ok(app) => app,

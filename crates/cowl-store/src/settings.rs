@@ -34,8 +34,11 @@ pub enum NetMode {
     /// Its own network namespace with only loopback.
     #[default]
     None,
-    /// The host's network.
+    /// The host's network; the host's abstract unix sockets stay unreachable.
     Host,
+    /// The host's network, TCP only, to and on the ports of `allow`
+    /// (Landlock); UDP, raw and packet sockets refused (seccomp).
+    Ports,
 }
 
 impl NetMode {
@@ -44,11 +47,17 @@ impl NetMode {
         matches!(self, NetMode::None)
     }
 
+    /// Whether internet sockets other than TCP are refused.
+    pub fn tcp_only(self) -> bool {
+        matches!(self, NetMode::Ports)
+    }
+
     /// The name used in box.toml and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             NetMode::None => "none",
             NetMode::Host => "host",
+            NetMode::Ports => "ports",
         }
     }
 }
@@ -133,6 +142,10 @@ pub struct BoxSettings {
     /// System calls allowed back through the seccomp filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_syscalls: Vec<String>,
+    /// In `ports` network mode: the TCP ports the box may connect to
+    /// ("443") or bind ("bind:8080").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 impl BoxSettings {
@@ -150,6 +163,7 @@ impl BoxSettings {
             hide: Vec::new(),
             expose: Vec::new(),
             allow_syscalls: Vec::new(),
+            allow: Vec::new(),
         }
     }
 

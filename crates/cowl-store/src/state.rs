@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Mode;
+use crate::{Mode, NetMode};
 
 /// Written by the supervisor once the box's init runs; removed when it ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,4 +21,10 @@ pub struct RunState {
     pub command: Vec<String>,
     /// When it started, seconds since the epoch.
     pub started: u64,
+    /// The network it runs with (a joining process gets the same policy).
+    #[serde(default)]
+    pub net: NetMode,
+    /// Its `ports` allowances.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }

@@ -98,8 +98,12 @@ pub enum Command {
 pub enum NetArg {
     /// Own network namespace, loopback only (the default).
     None,
-    /// The host's network.
+    /// The host's network (its abstract unix sockets, X11 and D-Bus among
+    /// them, stay unreachable).
     Host,
+    /// The host's network, TCP only, to and on the ports given with
+    /// --allow; UDP, raw and packet sockets refused.
+    Ports,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +114,14 @@ pub struct RunArgs {
     /// Network for this run (default: the box's setting, else none).
     #[arg(long, value_enum)]
     pub net: Option<NetArg>,
+    /// With --net ports: a TCP port the box may connect to ("443") or bind
+    /// ("bind:8080"); repeatable; adds to box.toml's `allow`.
+    #[arg(long, value_name = "PORT")]
+    pub allow: Vec<String>,
+    /// Run even where the kernel cannot enforce part of the policy, and say
+    /// what is missing (otherwise that is an error).
+    #[arg(long)]
+    pub best_effort: bool,
     /// Hide PATH from the box for this run (repeatable; `~/` is $HOME), in
     /// addition to box.toml's `hide` and the default list.
     #[arg(long, value_name = "PATH")]

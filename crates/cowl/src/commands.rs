@@ -94,12 +94,16 @@ fn run(a: RunArgs) -> Result<i32> {
     let net = match a.net {
         Some(NetArg::None) => NetMode::None,
         Some(NetArg::Host) => NetMode::Host,
+        Some(NetArg::Ports) => NetMode::Ports,
         None => settings.as_ref().map(|s| s.net).unwrap_or_default(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let defaults = cowl_store::BoxSettings::new(mode);
     let s = settings.as_ref().unwrap_or(&defaults);
     check_syscall_names(&s.allow_syscalls)?;
+    let allow: Vec<String> = s.allow.iter().chain(&a.allow).cloned().collect();
+    let landlock = landlock_policy(net, &allow)?;
+    enforceable(&landlock, net, a.best_effort)?;
     let spec = Spec {
         box_name: name.to_string(),
         command,
@@ -109,6 +113,7 @@ fn run(a: RunArgs) -> Result<i32> {
         durability: s.durability,
         hide: effective_hidden(s, &a.hide, &a.expose),
         allow_syscalls: s.allow_syscalls.clone(),
+        landlock,
     };
 
     if a.dry_run {
@@ -162,6 +167,16 @@ fn run(a: RunArgs) -> Result<i32> {
         lock: &lock,
         command: &spec.command,
         mode,
+        net,
+        allow: match &plan.landlock.ports {
+            Some(p) => p
+                .connect
+                .iter()
+                .map(|p| p.to_string())
+                .chain(p.bind.iter().map(|p| format!("bind:{p}")))
+                .collect(),
+            None => Vec::new(),
+        },
     };
     let code = spawn::run(&plan, &mut obs)?;
     b.clear_state(&lock);
@@ -198,6 +213,8 @@ struct StateWriter<'a> {
     lock: &'a BoxLock,
     command: &'a [String],
     mode: Mode,
+    net: NetMode,
+    allow: Vec<String>,
 }
 
 impl Observer for StateWriter<'_> {
@@ -209,6 +226,8 @@ impl Observer for StateWriter<'_> {
             mode: self.mode,
             command: self.command.to_vec(),
             started: cowl_store::time::now(),
+            net: self.net,
+            allow: self.allow.clone(),
         };
         if let Err(e) = self.b.write_state(&state, self.lock) {
             eprintln!("cowl: warning: {e} (other cowl commands will not see the box running)");
@@ -250,6 +269,71 @@ pub(crate) fn effective_hidden(
     v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
     v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
     v
+}
+
+/// The Landlock domain of a box: abstract unix sockets and signals scoped to
+/// it, and in `ports` mode the TCP ports of `allow`.
+fn landlock_policy(
+    net: NetMode,
+    allow: &[String],
+) -> Result<cowl_sandbox::landlock::LandlockPolicy> {
+    use cowl_sandbox::landlock::{LandlockPolicy, Ports};
+    if net != NetMode::Ports {
+        if let Some(a) = allow.first() {
+            return Err(usage(format!(
+                "--allow {a}: port allowances are for `--net ports`"
+            )));
+        }
+        return Ok(LandlockPolicy {
+            scope: true,
+            ports: None,
+        });
+    }
+    let mut ports = Ports::default();
+    for a in allow {
+        let (list, num) = match a.strip_prefix("bind:") {
+            Some(p) => (&mut ports.bind, p),
+            None => (&mut ports.connect, a.as_str()),
+        };
+        let port: u16 = num.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+            usage(format!(
+                "--allow {a}: give a TCP port (443) or bind:PORT (bind:8080)"
+            ))
+        })?;
+        list.push(port);
+    }
+    Ok(LandlockPolicy {
+        scope: true,
+        ports: Some(ports),
+    })
+}
+
+/// Fails closed: a protection the policy needs and the kernel cannot give is
+/// an error, unless the user accepts running without it (--best-effort).
+/// With its own network namespace a box needs no scoping of abstract
+/// sockets (they are per namespace) nor of signals (its pid namespace hides
+/// the host's processes): there it is used where available.
+fn enforceable(
+    p: &cowl_sandbox::landlock::LandlockPolicy,
+    net: NetMode,
+    best_effort: bool,
+) -> Result<()> {
+    let abi = cowl_sandbox::landlock::abi();
+    let missing = if net.has_own_namespace() {
+        Vec::new()
+    } else {
+        p.missing(abi)
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = missing.join("; ");
+    if best_effort {
+        eprintln!("cowl: warning: not enforced on this kernel (Landlock ABI {abi}): {what}");
+        Ok(())
+    } else {
+        bail!("this kernel (Landlock ABI {abi}) cannot enforce {what}: use a newer kernel, another network mode, or --best-effort to run without it")
+    }
 }
 
 fn check_syscall_names(names: &[String]) -> Result<()> {
@@ -309,6 +393,8 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
             start_ticks: state.start_ticks,
             mode: state.mode,
             allow_syscalls: &b.settings.allow_syscalls,
+            landlock: &landlock_policy(state.net, &state.allow)?,
+            net: state.net,
         },
         &spec.command,
         &spec.cwd,

@@ -39,6 +39,10 @@ impl BoxLayout {
             durability: b.settings.durability,
             hide: Vec::new(),
             allow_syscalls: Vec::new(),
+            landlock: cowl_sandbox::landlock::LandlockPolicy {
+                scope: true,
+                ports: None,
+            },
         };
         Ok(BoxLayout {
             plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),

@@ -1,0 +1,122 @@
+//! Network modes: `none` (own namespace, loopback only), `host` (the host's
+//! network, but not its abstract unix sockets), `ports` (TCP to allowed
+//! ports only; UDP, raw and packet sockets refused). Loopback only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::net::TcpListener;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+
+const PROBE: &str = r#"
+import socket, os, sys
+def tcp(p):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", int(p))); return "ok"
+    except OSError as e: return "err%d" % e.errno
+def sock(fam, typ):
+    try:
+        socket.socket(fam, typ); return "ok"
+    except OSError as e: return "err%d" % e.errno
+def bind(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", int(p))); return "ok"
+    except OSError as e: return "err%d" % e.errno
+def abstract(name):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("\0" + name); return "ok"
+    except OSError as e: return "err%d" % e.errno
+def sig():
+    try:
+        os.kill(1, 0); return "ok"
+    except OSError as e: return "err%d" % e.errno
+a, b, name, free = sys.argv[1:5]
+print(tcp(a), tcp(b), sock(socket.AF_INET, socket.SOCK_DGRAM), sock(socket.AF_INET6, socket.SOCK_DGRAM),
+      sock(socket.AF_INET, socket.SOCK_RAW), sock(socket.AF_PACKET, socket.SOCK_RAW), bind(free), abstract(name), sig())
+"#;
+
+fn run(w: &World, net: &[&str], a: u16, b: u16, name: &str, free: u16) -> Vec<String> {
+    let mut args = vec!["run"];
+    args.extend_from_slice(net);
+    let (a, b, free) = (a.to_string(), b.to_string(), free.to_string());
+    args.extend(["b", "--", "python3", "-c", PROBE, &a, &b, name, &free]);
+    let out = w.cmd(&args);
+    assert_success(&out, &format!("{net:?}"));
+    stdout(&out).split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn each_network_mode_lets_through_exactly_what_it_says() {
+    let w = World::new("net");
+    let la = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lb = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (
+        la.local_addr().unwrap().port(),
+        lb.local_addr().unwrap().port(),
+    );
+    let free = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let name = format!("cowl-test-{}", std::process::id());
+    let _abs =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+
+    // none: nothing of the host's network, abstract sockets included.
+    let v = run(&w, &[], a, b, &name, free);
+    assert_eq!(&v[0..2], ["err111", "err111"], "{v:?}");
+    assert_eq!(v[7], "err111", "{v:?}");
+
+    // host: the host's TCP, but its abstract sockets and pid 1 out of reach.
+    let v = run(&w, &["--net", "host"], a, b, &name, free);
+    assert_eq!(&v[0..2], ["ok", "ok"], "{v:?}");
+    assert_eq!(v[7], "err1", "host abstract socket reachable: {v:?}");
+    assert_eq!(v[8], "err1", "signal outside the box allowed: {v:?}");
+
+    // ports: only the allowed port, TCP only.
+    let allow = a.to_string();
+    let v = run(
+        &w,
+        &["--net", "ports", "--allow", &allow],
+        a,
+        b,
+        &name,
+        free,
+    );
+    assert_eq!(v[0], "ok", "{v:?}");
+    assert_eq!(v[1], "err13", "unlisted port reachable: {v:?}");
+    for (i, what) in [(2, "udp"), (3, "udp6"), (4, "raw"), (5, "packet")] {
+        assert_eq!(v[i], "err1", "{what} socket allowed: {v:?}");
+    }
+    assert_eq!(v[6], "err13", "bind to an unlisted port allowed: {v:?}");
+    let bind = format!("bind:{free}");
+    let v = run(
+        &w,
+        &["--net", "ports", "--allow", &allow, "--allow", &bind],
+        a,
+        b,
+        &name,
+        free,
+    );
+    assert_eq!(v[6], "ok", "{v:?}");
+
+    // --allow outside ports mode, or not a port: usage errors.
+    assert_eq!(
+        w.cmd(&["run", "--allow", "443", "b", "--", "true"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        w.cmd(&["run", "--net", "ports", "--allow", "https", "b", "--", "true"])
+            .status
+            .code(),
+        Some(2)
+    );
+    drop((la, lb));
+}
