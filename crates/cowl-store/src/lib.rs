@@ -18,6 +18,7 @@ pub mod journal;
 pub mod layer;
 pub mod manifest;
 pub mod name;
+pub mod privilege;
 pub mod settings;
 pub mod squash;
 pub mod stack;

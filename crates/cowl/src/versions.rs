@@ -116,6 +116,24 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
 /// After a run: a pending `cowl snapshot`, else the automatic one, then
 /// retention. The caller still holds the box's run lock.
 pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) -> Result<()> {
+    let stripped = cowl_store::privilege::strip(&b.upper())?;
+    if !stripped.is_empty() {
+        let upper = b.upper();
+        let names: Vec<String> = stripped
+            .iter()
+            .map(|p| {
+                Path::new("/")
+                    .join(p.strip_prefix(&upper).unwrap_or(p))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        eprintln!(
+            "cowl: the box set setuid, setgid or file capabilities on {} file(s); cowl removed them: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());

@@ -182,3 +182,32 @@ fn a_syscall_can_be_allowed_back_by_name_and_unknown_names_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("frobnicate"), "{}", stderr(&out));
 }
+
+#[test]
+fn setuid_bits_and_file_capabilities_never_leave_the_box() {
+    // CVE-2021-3493 / CVE-2023-0386: privilege smuggled through the upper.
+    let w = World::new("setuid");
+    let out = w.sh(
+        "b",
+        "cp /bin/true ./suid && chmod u+s ./suid && cp /bin/true ./sgid && chmod g+s ./sgid && stat -c %a suid sgid",
+    );
+    assert_success(&out, "chmod u+s");
+    assert!(stderr(&out).contains("removed them"), "{}", stderr(&out));
+    for name in ["suid", "sgid"] {
+        let f = w.in_layers("b", &w.host().join(name));
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions());
+        assert_eq!(
+            mode & 0o6000,
+            0,
+            "{name} kept mode {mode:o} in {}",
+            f.display()
+        );
+    }
+    // Inside, while it ran, the mount was nosuid anyway.
+    let mounts = w.ok("b", "grep ' / ' /proc/self/mountinfo | head -1");
+    assert!(
+        mounts.contains("nosuid") && mounts.contains("nodev"),
+        "{mounts}"
+    );
+}
