@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod landlock;
+pub mod limits;
 pub mod mountinfo;
 pub mod net;
 pub mod plan;

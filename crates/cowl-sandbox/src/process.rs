@@ -103,6 +103,8 @@ pub struct AppStart<'a> {
     pub landlock: &'a crate::landlock::LandlockPolicy,
     /// Refuse internet sockets other than TCP (`ports` network mode).
     pub tcp_only: bool,
+    /// rlimits to set: (resource, value).
+    pub rlimits: &'a [(u32, u64)],
     /// Where to report an exec failure.
     pub report: &'a OwnedFd,
 }
@@ -132,6 +134,22 @@ pub fn exec_app(a: &AppStart) -> ! {
         let home = std::env::var_os("HOME").unwrap_or_default();
         if sys::chdir(Path::new(&home)).is_err() {
             let _ = sys::chdir(Path::new("/"));
+        }
+    }
+    for &(res, v) in a.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        };
+        // SAFETY: lim is a valid rlimit.
+        if unsafe { libc::setrlimit(res as _, &lim) } != 0 {
+            fail(
+                1,
+                format!(
+                    "cannot set resource limit {res}: {}",
+                    std::io::Error::last_os_error()
+                ),
+            );
         }
     }
     if let Err(e) = security::no_new_privs() {

@@ -193,7 +193,11 @@ fn wait_go(sock: &OwnedFd) -> Result<(), String> {
 
 /// Runs the plan's command in a new box and supervises it. Returns the app's
 /// exit code (128+N if a signal N ended it).
-pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError> {
+pub fn run(
+    plan: &Plan,
+    limits: &crate::limits::Enforcement,
+    observer: &mut dyn Observer,
+) -> Result<i32, SandboxError> {
     let caller = Caller {
         uid: sys::geteuid(),
         gid: sys::getegid(),
@@ -218,13 +222,15 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer) -> Result<i32, SandboxError
     })?;
     if pid == 0 {
         drop(ours);
-        let code = init_main(plan, caller, &run_id, theirs, term);
+        let code = init_main(plan, caller, &run_id, theirs, term, &limits.rlimits);
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
     crate::trace::mark("cloned");
     let result = (|| {
+        // Before the init may fork the app: everything it starts is held.
+        crate::limits::attach(limits, pid)?;
         if plan.mode == Mode::Rootless {
             write_id_maps(pid, plan.mode, caller)?;
             sys::write_all(ours.as_raw_fd(), GO).map_err(SandboxError::sys("signal the box"))?;
@@ -291,6 +297,7 @@ fn init_main(
     run_id: &str,
     sock: OwnedFd,
     term: Option<Interactive>,
+    rlimits: &[(u32, u64)],
 ) -> i32 {
     security::die_with_parent();
     let setup = || -> Result<i32, String> {
@@ -330,6 +337,7 @@ fn init_main(
                 allow_syscalls: &plan.allow_syscalls,
                 landlock: &plan.landlock,
                 tcp_only: plan.net.tcp_only(),
+                rlimits,
                 report: &sock,
             });
         }
@@ -532,6 +540,10 @@ pub struct JoinTarget<'a> {
     pub landlock: &'a crate::landlock::LandlockPolicy,
     /// The box's network.
     pub net: NetMode,
+    /// The cgroups that hold the box.
+    pub cgroups: &'a [std::path::PathBuf],
+    /// The rlimits of its processes.
+    pub rlimits: &'a [(u32, u64)],
 }
 
 /// Runs `argv` inside a running box: enters its namespaces and supervises the
@@ -579,6 +591,18 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             unsafe { libc::_exit(1) }
         }
         drop(pidfd);
+        for cg in target.cgroups {
+            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
+            {
+                send(
+                    &theirs,
+                    b'E',
+                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
+                );
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        }
         let slave = match term.map(|_| box_pty(&theirs)).transpose() {
             Ok(s) => s,
             Err(e) => {
@@ -597,6 +621,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 allow_syscalls: target.allow_syscalls,
                 landlock: target.landlock,
                 tcp_only: target.net.tcp_only(),
+                rlimits: target.rlimits,
                 report: &theirs,
             }),
             Ok(app) => app,

@@ -107,7 +107,7 @@ fn default_quarantine_days() -> u32 {
 }
 
 /// Everything `box.toml` holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoxSettings {
     /// When the box was created, seconds since the epoch.
@@ -142,6 +142,15 @@ pub struct BoxSettings {
     /// System calls allowed back through the seccomp filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_syscalls: Vec<String>,
+    /// Memory limit ("2G", "512M").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Process limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// CPU limit, in CPUs (1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
     /// In `ports` network mode: the TCP ports the box may connect to
     /// ("443") or bind ("bind:8080").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +173,9 @@ impl BoxSettings {
             expose: Vec::new(),
             allow_syscalls: Vec::new(),
             allow: Vec::new(),
+            memory: None,
+            pids: None,
+            cpus: None,
         }
     }
 

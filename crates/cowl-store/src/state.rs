@@ -27,4 +27,10 @@ pub struct RunState {
     /// Its `ports` allowances.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// The cgroups that hold it (a joining process joins them too).
+    #[serde(default)]
+    pub cgroups: Vec<std::path::PathBuf>,
+    /// The rlimits its processes run with: (resource, value).
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64)>,
 }

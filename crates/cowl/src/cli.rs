@@ -118,6 +118,15 @@ pub struct RunArgs {
     /// ("bind:8080"); repeatable; adds to box.toml's `allow`.
     #[arg(long, value_name = "PORT")]
     pub allow: Vec<String>,
+    /// Memory limit for this run ("2G", "512M"); box.toml `memory`.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Process limit for this run; box.toml `pids`.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU limit for this run, in CPUs (1.5); box.toml `cpus`.
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
     /// Run even where the kernel cannot enforce part of the policy, and say
     /// what is missing (otherwise that is an error).
     #[arg(long)]
@@ -139,7 +148,7 @@ pub struct RunArgs {
     /// With --dry-run: print the plan as JSON.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
-    /// Say what cowl sets up.
+    /// Say what cowl sets up, and which mechanism enforces each limit.
     #[arg(short, long)]
     pub verbose: bool,
     /// The box: 1-63 characters of a-z, 0-9, '.', '_', '-'.

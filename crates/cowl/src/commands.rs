@@ -102,6 +102,7 @@ fn run(a: RunArgs) -> Result<i32> {
     let s = settings.as_ref().unwrap_or(&defaults);
     check_syscall_names(&s.allow_syscalls)?;
     let allow: Vec<String> = s.allow.iter().chain(&a.allow).cloned().collect();
+    let limits = limits_of(s, &a)?;
     let landlock = landlock_policy(net, &allow)?;
     enforceable(&landlock, net, a.best_effort)?;
     let spec = Spec {
@@ -162,6 +163,12 @@ fn run(a: RunArgs) -> Result<i32> {
             b.upper().display()
         );
     }
+    let enforcement = cowl_sandbox::limits::prepare(&limits, name.as_str(), a.best_effort)?;
+    if a.verbose {
+        for line in &enforcement.report {
+            eprintln!("cowl: limit: {line}");
+        }
+    }
     let mut obs = StateWriter {
         b: &b,
         lock: &lock,
@@ -177,8 +184,12 @@ fn run(a: RunArgs) -> Result<i32> {
                 .collect(),
             None => Vec::new(),
         },
+        cgroups: enforcement.cgroups.clone(),
+        rlimits: enforcement.rlimits.clone(),
     };
-    let code = spawn::run(&plan, &mut obs)?;
+    let code = spawn::run(&plan, &enforcement, &mut obs);
+    cowl_sandbox::limits::cleanup(&enforcement);
+    let code = code?;
     b.clear_state(&lock);
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
@@ -215,6 +226,8 @@ struct StateWriter<'a> {
     mode: Mode,
     net: NetMode,
     allow: Vec<String>,
+    cgroups: Vec<PathBuf>,
+    rlimits: Vec<(u32, u64)>,
 }
 
 impl Observer for StateWriter<'_> {
@@ -228,6 +241,8 @@ impl Observer for StateWriter<'_> {
             started: cowl_store::time::now(),
             net: self.net,
             allow: self.allow.clone(),
+            cgroups: self.cgroups.clone(),
+            rlimits: self.rlimits.clone(),
         };
         if let Err(e) = self.b.write_state(&state, self.lock) {
             eprintln!("cowl: warning: {e} (other cowl commands will not see the box running)");
@@ -269,6 +284,26 @@ pub(crate) fn effective_hidden(
     v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
     v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
     v
+}
+
+/// The run's limits: flags over box.toml.
+fn limits_of(s: &cowl_store::BoxSettings, a: &RunArgs) -> Result<cowl_sandbox::limits::Limits> {
+    let memory = match a.memory.as_ref().or(s.memory.as_ref()) {
+        Some(m) => Some(
+            cowl_sandbox::limits::parse_size(m)
+                .ok_or_else(|| usage(format!("memory {m:?}: give a size like 512M or 2G")))?,
+        ),
+        None => None,
+    };
+    let cpus = a.cpus.or(s.cpus);
+    if cpus.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+        return Err(usage("cpus: give a positive number of CPUs, like 1.5"));
+    }
+    let pids = a.pids.or(s.pids);
+    if pids == Some(0) {
+        return Err(usage("pids: give at least 1"));
+    }
+    Ok(cowl_sandbox::limits::Limits { memory, pids, cpus })
 }
 
 /// The Landlock domain of a box: abstract unix sockets and signals scoped to
@@ -395,6 +430,8 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
             allow_syscalls: &b.settings.allow_syscalls,
             landlock: &landlock_policy(state.net, &state.allow)?,
             net: state.net,
+            cgroups: &state.cgroups,
+            rlimits: &state.rlimits,
         },
         &spec.command,
         &spec.cwd,
