@@ -211,3 +211,42 @@ fn setuid_bits_and_file_capabilities_never_leave_the_box() {
         "{mounts}"
     );
 }
+
+#[test]
+fn the_security_posture_matches_the_golden_file() {
+    // Credentials, capabilities, seccomp, no_new_privs, namespaces, fds,
+    // id maps: any drift from the reviewed posture fails here.
+    let w = World::new("posture");
+    let mut args = vec![
+        "run".to_string(),
+        "b".into(),
+        "--".into(),
+        probe_bin().display().to_string(),
+        "posture".into(),
+    ];
+    for ns in ["user", "mnt", "pid", "net", "uts", "ipc", "cgroup"] {
+        let link = std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .unwrap()
+            .display()
+            .to_string();
+        let ino: String = link.chars().filter(char::is_ascii_digit).collect();
+        args.push(format!("{ns}={ino}"));
+    }
+    // SAFETY: plain queries.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let out = w
+        .cowl()
+        .env("COWL_PROBE_CALLER_UID", uid.to_string())
+        .env("COWL_PROBE_CALLER_GID", gid.to_string())
+        .env("COWL_PROBE_BOX", "b")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_success(&out, "posture");
+    let golden = include_str!("golden/posture.txt");
+    assert_eq!(
+        stdout(&out),
+        golden,
+        "the posture drifted from tests/golden/posture.txt"
+    );
+}

@@ -83,8 +83,116 @@ fn entry_points() {
 #[cfg(not(target_arch = "x86_64"))]
 fn entry_points() {}
 
+/// `cowl-probe posture NS=INODE…`: the box's security posture, normalized so
+/// it compares equal for any caller: credentials, capabilities, seccomp,
+/// no_new_privs, which namespaces differ from the host's, open descriptors,
+/// the uid and gid maps, and the resource limits cowl sets.
+fn posture(host: &[String]) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    // SAFETY: plain queries.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    let me = std::env::var("COWL_PROBE_CALLER_UID")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    let who = |id: u32| {
+        if id == me {
+            "caller".to_owned()
+        } else {
+            id.to_string()
+        }
+    };
+    println!(
+        "uid {} euid {} gid-is-egid {}",
+        who(uid),
+        who(euid),
+        gid == egid
+    );
+    for k in [
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+        "Seccomp_filters",
+    ] {
+        let v = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{k}:")))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+            .unwrap_or_default();
+        println!("{k} {v}");
+    }
+    for h in host {
+        let Some((ns, ino)) = h.split_once('=') else {
+            continue;
+        };
+        let mine = std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let same = mine.contains(&format!("[{ino}]"));
+        println!("ns {ns} {}", if same { "host" } else { "own" });
+    }
+    let mut fds: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    fds.pop(); // read_dir's own
+    println!("fds {fds:?}");
+    let my_gid = std::env::var("COWL_PROBE_CALLER_GID")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    for (m, id) in [("uid_map", me), ("gid_map", my_gid)] {
+        let t = std::fs::read_to_string(format!("/proc/self/{m}")).unwrap();
+        let norm: Vec<String> = t
+            .split_whitespace()
+            .map(|x| {
+                if x.parse::<u32>().ok() == Some(id) {
+                    "caller".into()
+                } else {
+                    x.to_owned()
+                }
+            })
+            .collect();
+        println!("{m} {}", norm.join(" "));
+    }
+    println!(
+        "setgroups {}",
+        std::fs::read_to_string("/proc/self/setgroups")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
+        "hostname-is-box {}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            == std::env::var("COWL_PROBE_BOX").unwrap_or_default()
+    );
+    println!("sid-is-self {}", {
+        // SAFETY: plain queries.
+        unsafe { libc::getsid(0) == libc::getpid() }
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("posture") {
+        posture(&args[2..]);
+        return;
+    }
     let host_pid: i32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
 
     // TTY input injection, with the request's high bits set too (the kernel
