@@ -32,6 +32,30 @@ pub struct Spec {
     pub allow_syscalls: Vec<String>,
     /// The Landlock domain.
     pub landlock: crate::landlock::LandlockPolicy,
+    /// Host paths bound read-only at the same place (`--gui` sockets).
+    pub binds: Vec<PathBuf>,
+}
+
+/// The display sockets `--gui` passes through, from the caller's
+/// environment: the Wayland socket, and X11's socket directory and
+/// authority file.
+pub fn gui_paths(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(w) = env("WAYLAND_DISPLAY").filter(|w| !w.is_empty()) {
+        let p = PathBuf::from(&w);
+        if p.is_absolute() {
+            v.push(p);
+        } else if let Some(r) = env("XDG_RUNTIME_DIR") {
+            v.push(PathBuf::from(r).join(p));
+        }
+    }
+    if env("DISPLAY").is_some_and(|d| d.starts_with(':')) {
+        v.push(PathBuf::from("/tmp/.X11-unix"));
+        if let Some(x) = env("XAUTHORITY").filter(|x| !x.is_empty()) {
+            v.push(PathBuf::from(x));
+        }
+    }
+    v
 }
 
 /// What a box cannot read unless its policy exposes it: credentials, keys,
@@ -69,6 +93,7 @@ pub fn default_hidden(
             "keyring",
             "wayland-0",
             "wayland-1",
+            "wayland-2",
             "pulse",
             "pipewire-0",
             "ssh-agent.socket",
@@ -186,6 +211,8 @@ pub struct Plan {
     pub allow_syscalls: Vec<String>,
     /// The Landlock domain.
     pub landlock: crate::landlock::LandlockPolicy,
+    /// Host paths bound read-only at the same place (`--gui` sockets).
+    pub binds: Vec<PathBuf>,
     /// The overlays, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
@@ -260,6 +287,7 @@ pub fn resolve(
             .collect(),
         allow_syscalls: spec.allow_syscalls.clone(),
         landlock: spec.landlock.clone(),
+        binds: spec.binds.clone(),
         layers,
     }
 }
@@ -447,6 +475,7 @@ mod tests {
                 scope: true,
                 ports: None,
             },
+            binds: Vec::new(),
         }
     }
 

@@ -221,6 +221,9 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     for h in &plan.hidden {
         mask(h, &in_root).map_err(op("hide", h))?;
     }
+    for p in &plan.binds {
+        bind_through(p, &in_root).map_err(op("pass through", p))?;
+    }
 
     crate::trace::mark("init: proc dev sys");
     // pivot_root(".", ".") stacks the old root under the new one; detaching
@@ -553,6 +556,50 @@ fn mask(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
         null
     };
     sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())
+}
+
+/// Binds the host's `path` read-only at the same place in the box, making
+/// the mount point there if needed (in the box's own /tmp, for X11).
+fn bind_through(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
+    let md = std::fs::metadata(path)?;
+    let target = match in_root(path, 0) {
+        Ok(t) => t,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let parent = path
+                .parent()
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            let name = Path::new(
+                path.file_name()
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?,
+            );
+            let dir = in_root(parent, libc::O_DIRECTORY)?;
+            let d = sys::openat(
+                Some(dir.as_raw_fd()),
+                Path::new("."),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            )?;
+            if md.is_dir() {
+                sys::mkdirat(d.as_raw_fd(), name, 0o755)?;
+            } else {
+                sys::openat(
+                    Some(d.as_raw_fd()),
+                    name,
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                    0o600,
+                )?;
+            }
+            in_root(path, 0)?
+        }
+        Err(e) => return Err(e),
+    };
+    let tree = sys::open_tree(libc::AT_FDCWD, path, OPEN_TREE_CLONE)?;
+    sys::mount_setattr(
+        tree.as_raw_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        false,
+    )?;
+    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
 }
 
 type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;

@@ -118,6 +118,12 @@ pub struct RunArgs {
     /// ("bind:8080"); repeatable; adds to box.toml's `allow`.
     #[arg(long, value_name = "PORT")]
     pub allow: Vec<String>,
+    /// Let the app show windows: pass the Wayland socket, or X11's socket
+    /// and authority file, through (read-only). An X11 client can read the
+    /// whole screen, log keys typed into other windows and send them input:
+    /// use it for apps you would let do that. Off by default.
+    #[arg(long)]
+    pub gui: bool,
     /// Memory limit for this run ("2G", "512M"); box.toml `memory`.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,

@@ -105,6 +105,17 @@ fn run(a: RunArgs) -> Result<i32> {
     let limits = limits_of(s, &a)?;
     let landlock = landlock_policy(net, &allow)?;
     enforceable(&landlock, net, a.best_effort)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let binds = if a.gui {
+        plan::gui_paths(&env)
+    } else {
+        Vec::new()
+    };
+    let mut hide = effective_hidden(s, &a.hide, &a.expose);
+    hide.retain(|h| !binds.iter().any(|g| h.starts_with(g)));
+    if a.gui && binds.is_empty() {
+        return Err(usage("--gui: neither WAYLAND_DISPLAY nor DISPLAY is set: there is no display to pass through"));
+    }
     let spec = Spec {
         box_name: name.to_string(),
         command,
@@ -112,7 +123,8 @@ fn run(a: RunArgs) -> Result<i32> {
         net,
         cwd,
         durability: s.durability,
-        hide: effective_hidden(s, &a.hide, &a.expose),
+        binds,
+        hide,
         allow_syscalls: s.allow_syscalls.clone(),
         landlock,
     };
@@ -275,12 +287,17 @@ pub(crate) fn effective_hidden(
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
+    let mut extra_hidden = Vec::new();
+    if let (Some(w), Some(r)) = (env("WAYLAND_DISPLAY"), env("XDG_RUNTIME_DIR")) {
+        extra_hidden.push(r.join(w));
+    }
     let exposed: Vec<PathBuf> = s.expose.iter().chain(expose).map(|p| expand(p)).collect();
     let mut v = plan::default_hidden(
         env("HOME").as_deref(),
         env("XDG_RUNTIME_DIR").as_deref(),
         env("SSH_AUTH_SOCK").as_deref(),
     );
+    v.extend(extra_hidden);
     v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
     v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
     v

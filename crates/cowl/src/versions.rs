@@ -43,6 +43,7 @@ impl BoxLayout {
                 scope: true,
                 ports: None,
             },
+            binds: Vec::new(),
         };
         Ok(BoxLayout {
             plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),

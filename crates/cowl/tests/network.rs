@@ -120,3 +120,57 @@ fn each_network_mode_lets_through_exactly_what_it_says() {
     );
     drop((la, lb));
 }
+
+#[test]
+fn gui_passes_the_display_sockets_through_and_only_then() {
+    let w = World::new("gui");
+    let n = 600 + std::process::id() % 300;
+    let xdir = std::path::Path::new("/tmp/.X11-unix");
+    if !xdir.exists() {
+        std::fs::create_dir_all(xdir).unwrap();
+        std::fs::set_permissions(xdir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+    }
+    let xsock = xdir.join(format!("X{n}"));
+    let _ = std::fs::remove_file(&xsock);
+    let _x = UnixListener::bind(&xsock).unwrap();
+    let run = w.host().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let _wl = UnixListener::bind(run.join("wl-test")).unwrap();
+    let script = format!(
+        "import socket, os\ndef c(p):\n  s = socket.socket(socket.AF_UNIX)\n  try:\n    s.connect(p); return 'ok'\n  except OSError as e: return 'err'\nprint(c('{}'), c(os.environ['XDG_RUNTIME_DIR'] + '/wl-test'))",
+        xsock.display()
+    );
+    let go = |gui: bool| {
+        let mut args = vec!["run"];
+        if gui {
+            args.push("--gui");
+        }
+        args.extend(["b", "--", "python3", "-c", &script]);
+        let out = w
+            .cowl()
+            .env("DISPLAY", format!(":{n}"))
+            .env("XDG_RUNTIME_DIR", &run)
+            .env("WAYLAND_DISPLAY", "wl-test")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_success(&out, "gui probe");
+        stdout(&out).trim().to_owned()
+    };
+    assert_eq!(
+        go(false),
+        "err err",
+        "display sockets reachable without --gui"
+    );
+    assert_eq!(go(true), "ok ok");
+    let _ = std::fs::remove_file(&xsock);
+    let out = w
+        .cowl()
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["run", "--gui", "b", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
