@@ -13,6 +13,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod plan;
 pub mod process;
+pub mod proxy;
 pub mod pty;
 pub mod rootfs;
 pub mod seccomp;

@@ -34,6 +34,8 @@ pub struct Spec {
     pub landlock: crate::landlock::LandlockPolicy,
     /// Host paths bound read-only at the same place (`--gui` sockets).
     pub binds: Vec<PathBuf>,
+    /// In `proxy` network mode: what the proxies let through.
+    pub proxy_allow: Vec<crate::proxy::AllowRule>,
 }
 
 /// The display sockets `--gui` passes through, from the caller's
@@ -213,6 +215,8 @@ pub struct Plan {
     pub landlock: crate::landlock::LandlockPolicy,
     /// Host paths bound read-only at the same place (`--gui` sockets).
     pub binds: Vec<PathBuf>,
+    /// In `proxy` network mode: what the proxies let through.
+    pub proxy_allow: Vec<crate::proxy::AllowRule>,
     /// The overlays, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
@@ -288,6 +292,7 @@ pub fn resolve(
         allow_syscalls: spec.allow_syscalls.clone(),
         landlock: spec.landlock.clone(),
         binds: spec.binds.clone(),
+        proxy_allow: spec.proxy_allow.clone(),
         layers,
     }
 }
@@ -476,6 +481,7 @@ mod tests {
                 ports: None,
             },
             binds: Vec::new(),
+            proxy_allow: Vec::new(),
         }
     }
 

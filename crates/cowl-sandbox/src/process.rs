@@ -105,6 +105,8 @@ pub struct AppStart<'a> {
     pub tcp_only: bool,
     /// rlimits to set: (resource, value).
     pub rlimits: &'a [(u32, u64)],
+    /// Variables added to the environment (the proxies, in `proxy` mode).
+    pub env: &'a [(String, String)],
     /// Where to report an exec failure.
     pub report: &'a OwnedFd,
 }
@@ -135,6 +137,9 @@ pub fn exec_app(a: &AppStart) -> ! {
         if sys::chdir(Path::new(&home)).is_err() {
             let _ = sys::chdir(Path::new("/"));
         }
+    }
+    for (k, v) in a.env {
+        std::env::set_var(k, v);
     }
     for &(res, v) in a.rlimits {
         let lim = libc::rlimit {

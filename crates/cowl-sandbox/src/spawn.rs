@@ -238,12 +238,20 @@ pub fn run(
         handshake(&ours, pid, plan.mode, caller, observer)
     })();
     match result {
-        Ok(master) => {
+        Ok((master, listeners)) => {
             crate::trace::mark("app started");
+            let proxy = start_proxy(plan, listeners)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
-            Ok(supervise(pid, master.as_ref()))
+            let code = supervise(pid, master.as_ref());
+            if let Some(p) = proxy {
+                let _ = sys::kill(p, libc::SIGKILL);
+                let mut status = 0;
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(p, &mut status, 0) };
+            }
+            Ok(code)
         }
         Err(e) => {
             let _ = sys::kill(pid, libc::SIGKILL);
@@ -262,13 +270,15 @@ fn handshake(
     mode: Mode,
     caller: Caller,
     observer: &mut dyn Observer,
-) -> Result<Option<OwnedFd>, SandboxError> {
+) -> Result<(Option<OwnedFd>, Vec<OwnedFd>), SandboxError> {
     let mut master = None;
+    let mut listeners = Vec::new();
     loop {
         let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
         let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
         match msg.first() {
-            None => return Ok(master),
+            None => return Ok((master, listeners)),
+            Some(b'h') | Some(b's') => listeners.extend(fd),
             Some(b'P') => {
                 if let Some(m) = &fd {
                     pty::configure_like(0, m.as_raw_fd());
@@ -314,6 +324,18 @@ fn init_main(
         if plan.net.has_own_namespace() {
             net::loopback_up().map_err(|e| format!("cannot bring up loopback: {e}"))?;
         }
+        if plan.net == NetMode::Proxy {
+            // The proxies listen inside the box; cowl serves them outside.
+            for (tag, port) in [
+                (b"h", crate::proxy::HTTP_PORT),
+                (b"s", crate::proxy::SOCKS_PORT),
+            ] {
+                let l = std::net::TcpListener::bind(("127.0.0.1", port))
+                    .map_err(|e| format!("cannot listen on 127.0.0.1:{port} in the box: {e}"))?;
+                sys::send_with_fd(&sock, tag, l.as_raw_fd())
+                    .map_err(|e| format!("cannot pass the proxy socket out: {e}"))?;
+            }
+        }
         if plan.mode == Mode::System {
             sys::unshare(libc::CLONE_NEWUSER).map_err(|e| {
                 format!(
@@ -338,6 +360,7 @@ fn init_main(
                 landlock: &plan.landlock,
                 tcp_only: plan.net.tcp_only(),
                 rlimits,
+                env: &proxy_env(plan.net),
                 report: &sock,
             });
         }
@@ -353,6 +376,43 @@ fn init_main(
             process::init_loop(app)
         }
     }
+}
+
+fn proxy_env(net: NetMode) -> Vec<(String, String)> {
+    if net == NetMode::Proxy {
+        crate::proxy::env()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Forks the proxy process (threads live there, never in the supervisor):
+/// it serves the box's listeners until the box ends.
+fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, SandboxError> {
+    if plan.net != NetMode::Proxy {
+        return Ok(None);
+    }
+    let mut it = listeners.into_iter();
+    let (Some(http), Some(socks)) = (it.next(), it.next()) else {
+        return Err(SandboxError::Setup(
+            "the box did not pass its proxy sockets".into(),
+        ));
+    };
+    let pid = process::fork().map_err(SandboxError::sys("fork the proxy"))?;
+    if pid == 0 {
+        security::die_with_parent();
+        security::reset_signals();
+        crate::proxy::serve(
+            std::net::TcpListener::from(http),
+            std::net::TcpListener::from(socks),
+            plan.proxy_allow.clone(),
+            &crate::proxy::log_path(&plan.box_dir),
+            &plan.box_name,
+        );
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) }
+    }
+    Ok(Some(pid))
 }
 
 /// Earlier runs' work directories kept before they are removed in one go.
@@ -622,6 +682,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 landlock: target.landlock,
                 tcp_only: target.net.tcp_only(),
                 rlimits: target.rlimits,
+                env: &proxy_env(target.net),
                 report: &theirs,
             }),
             Ok(app) => app,
@@ -646,7 +707,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     }
     let nobody = Caller { uid: 0, gid: 0 };
     match handshake(&ours, pid, target.mode, nobody, &mut Quiet) {
-        Ok(master) => Ok(supervise(pid, master.as_ref())),
+        Ok((master, _)) => Ok(supervise(pid, master.as_ref())),
         Err(e) => {
             let _ = sys::kill(pid, libc::SIGKILL);
             let mut status = 0;

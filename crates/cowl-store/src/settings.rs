@@ -39,12 +39,15 @@ pub enum NetMode {
     /// The host's network, TCP only, to and on the ports of `allow`
     /// (Landlock); UDP, raw and packet sockets refused (seccomp).
     Ports,
+    /// Its own network namespace with no route out; HTTP and SOCKS5
+    /// proxies, run by cowl outside the box, connect to what `allow` lists.
+    Proxy,
 }
 
 impl NetMode {
     /// Whether the box gets its own network namespace.
     pub fn has_own_namespace(self) -> bool {
-        matches!(self, NetMode::None)
+        matches!(self, NetMode::None | NetMode::Proxy)
     }
 
     /// Whether internet sockets other than TCP are refused.
@@ -58,6 +61,7 @@ impl NetMode {
             NetMode::None => "none",
             NetMode::Host => "host",
             NetMode::Ports => "ports",
+            NetMode::Proxy => "proxy",
         }
     }
 }

@@ -86,6 +86,9 @@ pub enum Command {
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).
     Gc(GcArgs),
+    /// Show a box's network log: every connection it tried through the
+    /// proxies of `--net proxy`, allowed or refused.
+    Netlog(NetlogArgs),
     /// List the running boxes and their init pids.
     Ps(ListArgs),
     /// Stop a running box: SIGTERM to its processes, SIGKILL after a grace period.
@@ -104,6 +107,11 @@ pub enum NetArg {
     /// The host's network, TCP only, to and on the ports given with
     /// --allow; UDP, raw and packet sockets refused.
     Ports,
+    /// No route out; an HTTP proxy (127.0.0.1:3128) and a SOCKS5 proxy
+    /// (127.0.0.1:1080) that cowl runs outside the box connect to the hosts
+    /// given with --allow. HTTP_PROXY, HTTPS_PROXY and ALL_PROXY are set.
+    /// Every attempt is logged: `cowl netlog BOX`.
+    Proxy,
 }
 
 #[derive(Debug, Args)]
@@ -114,8 +122,10 @@ pub struct RunArgs {
     /// Network for this run (default: the box's setting, else none).
     #[arg(long, value_enum)]
     pub net: Option<NetArg>,
-    /// With --net ports: a TCP port the box may connect to ("443") or bind
-    /// ("bind:8080"); repeatable; adds to box.toml's `allow`.
+    /// With --net proxy: a host the box may reach ("example.org" for ports
+    /// 80 and 443, "*.example.net:443" for any subdomain on one port). With
+    /// --net ports: a TCP port it may connect to ("443") or bind
+    /// ("bind:8080"). Repeatable; adds to box.toml's `allow`.
     #[arg(long, value_name = "PORT")]
     pub allow: Vec<String>,
     /// Let the app show windows: pass the Wayland socket, or X11's socket
@@ -196,6 +206,16 @@ pub struct DiffArgs {
     /// The newer view: a version number, or `live` (default).
     #[arg(value_name = "TO")]
     pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetlogArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,8 @@
 //! One short function per command.
 
-use crate::cli::{Cli, Command, ConfigArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
+use crate::cli::{
+    Cli, Command, ConfigArgs, ListArgs, NetArg, NetlogArgs, RmArgs, RunArgs, StopArgs,
+};
 use crate::versions;
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::plan::{self, Base, Spec};
@@ -31,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run(a),
         Command::Config(a) => config(a),
+        Command::Netlog(a) => netlog(a),
         Command::Ls(a) => ls(a),
         Command::Diff(a) => versions::diff(a),
         Command::Snapshot(a) => versions::snapshot(a),
@@ -95,6 +98,7 @@ fn run(a: RunArgs) -> Result<i32> {
         Some(NetArg::None) => NetMode::None,
         Some(NetArg::Host) => NetMode::Host,
         Some(NetArg::Ports) => NetMode::Ports,
+        Some(NetArg::Proxy) => NetMode::Proxy,
         None => settings.as_ref().map(|s| s.net).unwrap_or_default(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
@@ -124,6 +128,7 @@ fn run(a: RunArgs) -> Result<i32> {
         cwd,
         durability: s.durability,
         binds,
+        proxy_allow: proxy_rules(net, &allow)?,
         hide,
         allow_syscalls: s.allow_syscalls.clone(),
         landlock,
@@ -331,9 +336,9 @@ fn landlock_policy(
 ) -> Result<cowl_sandbox::landlock::LandlockPolicy> {
     use cowl_sandbox::landlock::{LandlockPolicy, Ports};
     if net != NetMode::Ports {
-        if let Some(a) = allow.first() {
+        if let (Some(a), false) = (allow.first(), net == NetMode::Proxy) {
             return Err(usage(format!(
-                "--allow {a}: port allowances are for `--net ports`"
+                "--allow {a}: allowances are for `--net proxy` (hosts) and `--net ports` (ports)"
             )));
         }
         return Ok(LandlockPolicy {
@@ -358,6 +363,47 @@ fn landlock_policy(
         scope: true,
         ports: Some(ports),
     })
+}
+
+/// The proxies' allowlist in `proxy` mode.
+fn proxy_rules(net: NetMode, allow: &[String]) -> Result<Vec<cowl_sandbox::proxy::AllowRule>> {
+    if net != NetMode::Proxy {
+        return Ok(Vec::new());
+    }
+    allow
+        .iter()
+        .map(|a| {
+            cowl_sandbox::proxy::AllowRule::parse(a)
+                .ok_or_else(|| usage(format!("--allow {a}: give a host (example.org), *.domain, with :PORT if not 80 and 443")))
+        })
+        .collect()
+}
+
+fn netlog(a: NetlogArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let text = std::fs::read_to_string(cowl_sandbox::proxy::log_path(b.path())).unwrap_or_default();
+    let entries: Vec<cowl_sandbox::proxy::LogEntry> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        println!("{:<20}  {:<8} {:<8} HOST:PORT", "TIME", "VERDICT", "VIA");
+        for e in &entries {
+            println!(
+                "{:<20}  {:<8} {:<8} {}:{}",
+                cowl_store::time::rfc3339(e.time),
+                e.verdict,
+                e.via,
+                e.host,
+                e.port
+            );
+        }
+    }
+    Ok(0)
 }
 
 /// Fails closed: a protection the policy needs and the kernel cannot give is

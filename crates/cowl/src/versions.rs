@@ -44,6 +44,7 @@ impl BoxLayout {
                 ports: None,
             },
             binds: Vec::new(),
+            proxy_allow: Vec::new(),
         };
         Ok(BoxLayout {
             plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),

@@ -174,3 +174,125 @@ fn gui_passes_the_display_sockets_through_and_only_then() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A tiny HTTP server on 127.0.0.2 answering every request with `body`.
+fn http_server(body: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+const PROXY_PROBE: &str = r#"
+import socket, sys, urllib.request, struct
+a, b = int(sys.argv[1]), int(sys.argv[2])
+def get(p):
+    try:
+        return urllib.request.urlopen("http://127.0.0.2:%d/" % p, timeout=10).read().decode()
+    except Exception as e:
+        return "refused" if "403" in str(e) else "error"
+def connect(p):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(b"CONNECT 127.0.0.2:%d HTTP/1.1\r\nHost: x\r\n\r\n" % p)
+    head = s.recv(4096).decode()
+    if " 200 " not in head.split("\r\n")[0]:
+        return "refused"
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d: break
+        data += d
+    return data.decode().split("\r\n\r\n", 1)[1]
+def socks(p):
+    s = socket.create_connection(("127.0.0.1", 1080), timeout=10)
+    s.sendall(b"\x05\x01\x00")
+    s.recv(2)
+    s.sendall(b"\x05\x01\x00\x03" + bytes([9]) + b"127.0.0.2" + struct.pack(">H", p))
+    r = s.recv(10)
+    if r[1] != 0:
+        return "refused"
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d: break
+        data += d
+    return data.decode().split("\r\n\r\n", 1)[1]
+def direct(p):
+    try:
+        socket.create_connection(("127.0.0.2", p), timeout=3); return "ok"
+    except OSError: return "blocked"
+print(get(a), get(b), connect(a), connect(b), socks(a), socks(b), direct(a))
+"#;
+
+#[test]
+fn proxy_mode_connects_only_to_the_allowlist_and_logs_every_attempt() {
+    let w = World::new("proxy");
+    let (a, b) = (http_server("yes"), http_server("no"));
+    let allow = format!("127.0.0.2:{a}");
+    let out = w.cmd(&[
+        "run",
+        "--net",
+        "proxy",
+        "--allow",
+        &allow,
+        "b",
+        "--",
+        "python3",
+        "-c",
+        PROXY_PROBE,
+        &a.to_string(),
+        &b.to_string(),
+    ]);
+    assert_success(&out, "proxy probe");
+    let v: Vec<String> = stdout(&out).split_whitespace().map(str::to_owned).collect();
+    assert_eq!(
+        v,
+        ["yes", "refused", "yes", "refused", "yes", "refused", "blocked"],
+        "{}",
+        stderr(&out)
+    );
+    let log: serde_json::Value =
+        serde_json::from_slice(&w.cmd(&["netlog", "--json", "b"]).stdout).unwrap();
+    let entries: Vec<(String, u64, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["via"].as_str().unwrap().to_owned(),
+                e["port"].as_u64().unwrap(),
+                e["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for via in ["http", "connect", "socks5"] {
+        assert!(
+            entries.contains(&(via.to_owned(), u64::from(a), "allowed".to_owned())),
+            "{via} allowed missing: {entries:?}"
+        );
+        assert!(
+            entries.contains(&(via.to_owned(), u64::from(b), "refused".to_owned())),
+            "{via} refused missing: {entries:?}"
+        );
+    }
+    assert_eq!(
+        w.cmd(&["run", "--net", "proxy", "--allow", "bad host", "b", "--", "true"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
