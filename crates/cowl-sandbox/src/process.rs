@@ -168,6 +168,7 @@ pub fn exec_app(a: &AppStart) -> ! {
     if let Err(e) = security::close_other_fds_on_exec() {
         fail(1, format!("cannot close inherited descriptors: {e}"));
     }
+    crate::trace::mark("app: policy");
     if let Err(e) = crate::landlock::restrict(a.landlock, crate::landlock::abi()) {
         fail(1, format!("cannot apply the Landlock policy: {e}"));
     }
@@ -175,6 +176,7 @@ pub fn exec_app(a: &AppStart) -> ! {
     if let Err(e) = crate::seccomp::install(a.allow_syscalls, a.tcp_only) {
         fail(1, format!("cannot install the seccomp filter: {e}"));
     }
+    crate::trace::mark("app: policy applied");
     let argv: Vec<CString> = a
         .argv
         .iter()
