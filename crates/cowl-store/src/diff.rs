@@ -91,8 +91,14 @@ pub fn diff_stacks(
     candidates: BTreeSet<PathBuf>,
     rules: &DiffRules,
 ) -> Vec<Change> {
-    let mut work = candidates;
-    let mut done = BTreeSet::new();
+    // Ordered by bytes, which keeps a parent before its children and is
+    // much cheaper than comparing paths component by component.
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut work: BTreeSet<Vec<u8>> = candidates
+        .into_iter()
+        .map(|p| p.into_os_string().into_vec())
+        .collect();
+    let mut done = std::collections::HashSet::new();
     let mut out = Vec::new();
     // Paths a view does not show: what lies below them is not shown either.
     // Candidates come parents first, so a new tree costs one look-up per
@@ -110,7 +116,8 @@ pub fn diff_stacks(
         }
         f
     };
-    while let Some(rel) = work.pop_first() {
+    while let Some(bytes) = work.pop_first() {
+        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
         if !done.insert(rel.clone()) {
             continue;
         }
@@ -149,7 +156,7 @@ pub fn diff_stacks(
                 // side shows in it: every such name is a candidate.
                 if f.opaque || t.opaque {
                     for n in from.list(&rel).into_iter().chain(to.list(&rel)) {
-                        work.insert(rel.join(n));
+                        work.insert(rel.join(n).into_os_string().into_vec());
                     }
                 }
             }

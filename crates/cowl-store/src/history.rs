@@ -152,13 +152,14 @@ pub fn live_changes(
     version_layers: &[PathBuf],
     layout: &Layout,
 ) -> (Vec<crate::diff::Change>, Totals) {
-    let below = Stack {
-        layers: version_layers.to_vec(),
-        host: Some(Path::new("/")),
-        private: layout.private,
-    };
-    let mut above = below.clone();
-    above.layers.insert(0, b.upper());
+    let below = Stack::new(
+        version_layers.to_vec(),
+        Some(Path::new("/")),
+        layout.private,
+    );
+    let mut above_layers = version_layers.to_vec();
+    above_layers.insert(0, b.upper());
+    let above = Stack::new(above_layers, Some(Path::new("/")), layout.private);
     let mut cands = BTreeSet::new();
     layer_paths(&b.upper(), &mut cands);
     let changes = diff_stacks(

@@ -105,13 +105,10 @@ fn squash_range(
         .filter(|v| v.number < first)
         .map(Version::layer)
         .collect();
-    let before = Stack {
-        layers: below.clone(),
-        host: Some(Path::new("/")),
-        private: layout.private,
-    };
-    let mut after = before.clone();
-    after.layers.insert(0, merged.clone());
+    let before = Stack::new(below.clone(), Some(Path::new("/")), layout.private);
+    let mut after_layers = below.clone();
+    after_layers.insert(0, merged.clone());
+    let after = Stack::new(after_layers, Some(Path::new("/")), layout.private);
     let mut cands = BTreeSet::new();
     layer_paths(&merged, &mut cands);
     let changes = diff_stacks(

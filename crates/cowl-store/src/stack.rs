@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Layers (top first) over a base.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Stack<'a> {
     /// Layer roots, the topmost first.
     pub layers: Vec<PathBuf>,
@@ -19,6 +19,30 @@ pub struct Stack<'a> {
     /// Paths (relative to `/`) where the host shows nothing: the box has its
     /// own directories there (`tmp`, `var/tmp`).
     pub private: &'a [PathBuf],
+    /// What each directory on the way to a path is, per layer: looked at
+    /// once, not once per entry below it.
+    pub seen: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<EntryKind>>>,
+}
+
+impl<'a> Stack<'a> {
+    /// A stack of `layers` (topmost first) over `host`.
+    pub fn new(layers: Vec<PathBuf>, host: Option<&'a Path>, private: &'a [PathBuf]) -> Stack<'a> {
+        Stack {
+            layers,
+            host,
+            private,
+            seen: Default::default(),
+        }
+    }
+
+    fn kind(&self, p: &Path) -> Option<EntryKind> {
+        if let Some(k) = self.seen.borrow().get(p) {
+            return *k;
+        }
+        let k = EntryKind::of(p).map(|(k, _)| k);
+        self.seen.borrow_mut().insert(p.to_owned(), k);
+        k
+    }
 }
 
 /// What a stack shows at a path.
@@ -44,10 +68,10 @@ impl Stack<'_> {
             let mut cur = layer.clone();
             for c in &comps[..comps.len().saturating_sub(1)] {
                 cur.push(c);
-                match EntryKind::of(&cur) {
+                match self.kind(&cur) {
                     None => continue 'layers,
-                    Some((EntryKind::Dir, _)) => {}
-                    Some((EntryKind::OpaqueDir, _)) => {
+                    Some(EntryKind::Dir) => {}
+                    Some(EntryKind::OpaqueDir) => {
                         return self
                             .lookup_in(layer, rel)
                             .filter(|f| f.kind != EntryKind::Whiteout);

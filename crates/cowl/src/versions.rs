@@ -325,16 +325,24 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
     let b = store.open_box(&name)?;
     let layout = BoxLayout::of(&store, &b)?;
     let _ops = b.ops_lock(false)?;
-    let versions = b.versions()?;
-    let newest = versions.last().map_or(0, |v| v.number);
+    // Layer paths only: no manifest needs reading to compare two views.
+    let all = b.version_layers()?;
+    let number = |l: &PathBuf| -> u64 {
+        l.parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let newest = all.first().map_or(0, number);
     let from = parse_view(a.from.as_deref().unwrap_or("0"), newest)?;
     let to = parse_view(a.to.as_deref().unwrap_or("live"), newest)?;
     let upper = b.upper();
     let layers_of = |v: View| -> Vec<PathBuf> {
         match v {
-            View::Version(n) => b.stack_layers(&versions, n),
+            View::Version(n) => all.iter().filter(|l| number(l) <= n).cloned().collect(),
             View::Live => {
-                let mut l = b.stack_layers(&versions, newest);
+                let mut l = all.clone();
                 l.insert(0, upper.clone());
                 l
             }
@@ -352,16 +360,8 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
     }
     let changes = layout.with(|l| {
         let host = Some(Path::new("/"));
-        let sa = Stack {
-            layers: la.clone(),
-            host,
-            private: l.private,
-        };
-        let sb = Stack {
-            layers: lb.clone(),
-            host,
-            private: l.private,
-        };
+        let sa = Stack::new(la.clone(), host, l.private);
+        let sb = Stack::new(lb.clone(), host, l.private);
         diff_stacks(
             &sa,
             &sb,
@@ -371,11 +371,15 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
             },
         )
     });
+    // One write per screenful, not per line: a diff can list 100,000 paths.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&changes)?);
+        serde_json::to_writer_pretty(&mut out, &changes)?;
+        writeln!(out)?;
     } else if a.patch {
         for c in &changes {
-            print!("{}", patch(c));
+            write!(out, "{}", patch(c))?;
         }
     } else if a.stat {
         let mut counts = [0usize; 5];
@@ -391,14 +395,16 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
             if c.change != ChangeKind::Deleted {
                 bytes += c.size;
             }
-            println!(
+            writeln!(
+                out,
                 "{} {:>10}  {}",
                 c.change.letter(),
                 human_bytes(c.size),
                 c.path.display()
-            );
+            )?;
         }
-        println!(
+        writeln!(
+            out,
             "{} added, {} modified, {} deleted, {} type changed, {} metadata changed; {} written",
             counts[0],
             counts[1],
@@ -406,12 +412,13 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
             counts[3],
             counts[4],
             human_bytes(bytes)
-        );
+        )?;
     } else {
         for c in &changes {
-            println!("{} {}", c.change.letter(), c.path.display());
+            writeln!(out, "{} {}", c.change.letter(), c.path.display())?;
         }
     }
+    out.flush()?;
     Ok(0)
 }
 
