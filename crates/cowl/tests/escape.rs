@@ -250,3 +250,62 @@ fn the_security_posture_matches_the_golden_file() {
         "the posture drifted from tests/golden/posture.txt"
     );
 }
+
+#[test]
+fn a_hard_link_to_a_host_file_never_touches_the_host_file() {
+    let w = World::new("hardlink");
+    let before = std::fs::metadata("/etc/passwd").unwrap();
+    let out = w.sh(
+        "b",
+        "ln /etc/passwd /etc/cowl-link && echo linked; stat -c %i /etc/passwd /etc/cowl-link 2>/dev/null",
+    );
+    let after = std::fs::metadata("/etc/passwd").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.ino(), before.nlink(), before.mtime()),
+        (after.ino(), after.nlink(), after.mtime())
+    );
+    let text = stdout(&out);
+    if text.contains("linked") {
+        // Root's box may link its own copy, never the host's inode (the
+        // overlay reports the original inode number; the layer shows the truth).
+        let copy = w.in_layers("b", std::path::Path::new("/etc/passwd"));
+        assert_ne!(std::fs::metadata(copy).unwrap().ino(), before.ino());
+    } else {
+        assert!(!is_root(), "root's box could not link: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn odd_directory_names_cannot_inject_overlay_options() {
+    // bubblewrap's "--overlay path escaping": a host directory named like
+    // mount options. cowl passes each layer with "lowerdir+", one path per
+    // call, never parsed.
+    let w = World::new("inject");
+    let odd = if is_root() {
+        // A top-level directory gets an overlay of its own.
+        std::path::PathBuf::from(format!(
+            "/cowl-inject-{},upperdir=x:y\\\\",
+            std::process::id()
+        ))
+    } else {
+        w.host().join("a,upperdir=x:y\\\\,lowerdir=/etc")
+    };
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(odd.join("f"), "host").unwrap();
+    let out = w.sh(
+        "b",
+        &format!(
+            "cat '{0}/f'; echo; echo box > '{0}/g'; grep -c 'upperdir=x' /proc/self/mountinfo || true",
+            odd.display()
+        ),
+    );
+    let text = stdout(&out);
+    let _ = std::fs::remove_dir_all(&odd);
+    assert_success(&out, "odd names");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "host");
+    // At most the path itself shows the text; no mount took it as options.
+    assert!(lines[1].parse::<u32>().unwrap() <= 1, "{text}");
+    assert!(!odd.join("g").exists(), "a write reached the host");
+}
