@@ -126,7 +126,7 @@ pub struct RunArgs {
     /// 80 and 443, "*.example.net:443" for any subdomain on one port). With
     /// --net ports: a TCP port it may connect to ("443") or bind
     /// ("bind:8080"). Repeatable; adds to box.toml's `allow`.
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "RULE")]
     pub allow: Vec<String>,
     /// Let the app show windows: pass the Wayland socket, or X11's socket
     /// and authority file, through (read-only). An X11 client can read the
