@@ -7,11 +7,30 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 
+/// The probe, copied beside the test's fixtures: the build directory may
+/// be anywhere, /tmp included, which a box does not see (it has its own).
 fn probe_bin() -> PathBuf {
-    std::env::var_os("NEXTEST_BIN_EXE_cowl-probe")
+    let built = std::env::var_os("NEXTEST_BIN_EXE_cowl-probe")
         .or_else(|| std::env::var_os("NEXTEST_BIN_EXE_cowl_probe"))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cowl-probe")))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cowl-probe")));
+    let base = std::env::var_os("COWL_TEST_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/cowl-tests"));
+    std::fs::create_dir_all(&base).unwrap();
+    // One copy per build, shared by the tests; made whole, then renamed.
+    let stamp = std::fs::metadata(&built).unwrap().modified().unwrap();
+    let stamp = stamp
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let copy = base.join(format!("cowl-probe-{stamp}"));
+    if !copy.exists() {
+        let tmp = base.join(format!(".cowl-probe-{}", std::process::id()));
+        std::fs::copy(&built, &tmp).unwrap();
+        std::fs::rename(&tmp, &copy).unwrap();
+    }
+    copy
 }
 
 /// Every verdict the probe printed must be `blocked` (`unavailable` is
