@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod join;
+mod kernelfs;
 pub mod landlock;
 pub mod limits;
 pub mod mountinfo;
@@ -19,6 +21,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod spawn;
+mod supervise;
 pub mod sys;
 pub mod trace;
 

@@ -21,8 +21,8 @@ const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
-const OPEN_TREE_CLONE: u32 = 1;
-const AT_RECURSIVE: u32 = 0x8000;
+pub(crate) const OPEN_TREE_CLONE: u32 = 1;
+pub(crate) const AT_RECURSIVE: u32 = 0x8000;
 
 /// Ids of the caller, for giving new upper directories the rights the caller
 /// has on the host directory they cover.
@@ -34,7 +34,7 @@ pub struct Caller {
     pub gid: u32,
 }
 
-fn fd_path(fd: &OwnedFd) -> String {
+pub(crate) fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
@@ -215,9 +215,9 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     }
 
     crate::trace::mark("init: overlays attached");
-    mount_proc(&in_root)?;
-    mount_dev(&in_root)?;
-    mount_sys(&in_root)?;
+    crate::kernelfs::mount_proc(&in_root)?;
+    crate::kernelfs::mount_dev(&in_root)?;
+    crate::kernelfs::mount_sys(&in_root)?;
     for h in &plan.hidden {
         mask(h, &in_root).map_err(op("hide", h))?;
     }
@@ -505,7 +505,7 @@ fn rootless_mode(mode: u32, uid: u32, gid: u32, caller: Caller) -> u32 {
 }
 
 /// A new, detached filesystem mount of `fstype` with string options.
-fn new_fs(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> std::io::Result<OwnedFd> {
+pub(crate) fn new_fs(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> std::io::Result<OwnedFd> {
     let fs = sys::fsopen(&c(fstype))?;
     for (k, v) in opts {
         sys::fsconfig(
@@ -602,176 +602,4 @@ fn bind_through(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
     sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
 }
 
-type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;
-
-fn mount_proc(in_root: &InRoot) -> Result<(), SetupError> {
-    let p = Path::new("/proc");
-    let op = |what| {
-        move |source| SetupError::Mount {
-            what,
-            path: p.to_owned(),
-            source,
-        }
-    };
-    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find"))?;
-    let fs = new_fs(
-        "proc",
-        &[],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-    )
-    .map_err(op("mount proc on"))?;
-    // Check that what we mounted is procfs before anything trusts it
-    // (CVE-2019-19921: /proc swapped for something else).
-    if sys::fs_magic(fs.as_raw_fd()).map_err(op("check"))? != libc::PROC_SUPER_MAGIC {
-        return Err(SetupError::Message("/proc is not procfs".into()));
-    }
-    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount proc on"))?;
-    let proc = in_root(p, libc::O_DIRECTORY).map_err(op("open"))?;
-    restrict_proc(&proc).map_err(op("restrict"))
-}
-
-/// Kernel interfaces under /proc that must not be written from a box, even
-/// by its uid 0: a rootless box run by root, or a system box, has the host's
-/// uid 0, and sysctls such as kernel.core_pattern check only the writer's
-/// uid. Read-only: sys, sysrq-trigger, irq, bus, fs. Hidden: kcore, keys,
-/// timer_list, sched_debug, latency_stats, acpi, scsi.
-fn restrict_proc(proc: &OwnedFd) -> std::io::Result<()> {
-    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    let at = |name: &str| {
-        sys::openat(
-            Some(proc.as_raw_fd()),
-            Path::new(name),
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-        )
-    };
-    for name in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
-        let Ok(target) = at(name) else { continue };
-        let tree = sys::open_tree(
-            proc.as_raw_fd(),
-            Path::new(name),
-            OPEN_TREE_CLONE | AT_RECURSIVE,
-        )?;
-        sys::mount_setattr(tree.as_raw_fd(), ro, true)?;
-        sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())?;
-    }
-    for name in [
-        "kcore",
-        "keys",
-        "timer_list",
-        "sched_debug",
-        "latency_stats",
-        "acpi",
-        "scsi",
-    ] {
-        let Ok(target) = at(name) else { continue };
-        let is_dir = std::fs::metadata(fd_path(&target)).map(|m| m.is_dir())?;
-        let fs = if is_dir {
-            new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
-        } else {
-            let null = sys::open_tree(libc::AT_FDCWD, Path::new("/dev/null"), OPEN_TREE_CLONE)?;
-            sys::mount_setattr(null.as_raw_fd(), ro, false)?;
-            null
-        };
-        sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())?;
-    }
-    Ok(())
-}
-
-/// The devices a box gets, bound from the host.
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-
-fn mount_dev(in_root: &InRoot) -> Result<(), SetupError> {
-    let p = Path::new("/dev");
-    let op = |what: &'static str, path: &str| {
-        let path = p.join(path);
-        move |source| SetupError::Mount { what, path, source }
-    };
-    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find", ""))?;
-    let dev = new_fs(
-        "tmpfs",
-        &[("mode", "0755"), ("size", "64k")],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-    )
-    .map_err(op("mount tmpfs on", ""))?;
-    sys::move_mount_fd(dev.as_raw_fd(), target.as_raw_fd()).map_err(op("mount tmpfs on", ""))?;
-    let dev = in_root(p, libc::O_DIRECTORY).map_err(op("open", ""))?;
-    let d = dev.as_raw_fd();
-    let at = |name: &str, flags: i32, mode: u32| {
-        sys::openat(Some(d), Path::new(name), flags | libc::O_NOFOLLOW, mode)
-    };
-    let attach = |fs: OwnedFd, name: &str| -> std::io::Result<()> {
-        let t = at(name, libc::O_PATH, 0)?;
-        sys::move_mount_fd(fs.as_raw_fd(), t.as_raw_fd())
-    };
-    for name in DEVICES {
-        at(name, libc::O_CREAT | libc::O_WRONLY, 0o666).map_err(op("create", name))?;
-        let tree = sys::open_tree(
-            libc::AT_FDCWD,
-            &Path::new("/dev").join(name),
-            OPEN_TREE_CLONE,
-        );
-        tree.and_then(|t| attach(t, name))
-            .map_err(op("bind the host device onto", name))?;
-    }
-    for (name, mode) in [("pts", 0o755), ("shm", 0o1777)] {
-        sys::mkdirat(d, Path::new(name), mode).map_err(op("create", name))?;
-    }
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        sys::symlinkat(Path::new(target), d, Path::new(link)).map_err(op("create", link))?;
-    }
-    // A private devpts: the box's terminals are not the host's.
-    new_fs(
-        "devpts",
-        &[("ptmxmode", "0666"), ("mode", "0620")],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-    )
-    .and_then(|fs| attach(fs, "pts"))
-    .map_err(op("mount devpts on", "pts"))?;
-    new_fs(
-        "tmpfs",
-        &[("mode", "1777")],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-    )
-    .and_then(|fs| attach(fs, "shm"))
-    .map_err(op("mount tmpfs on", "shm"))?;
-    // No new nodes, links or files in /dev itself.
-    sys::mount_setattr(
-        d,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-        false,
-    )
-    .map_err(op("make read-only", ""))
-}
-
-fn mount_sys(in_root: &InRoot) -> Result<(), SetupError> {
-    let p = Path::new("/sys");
-    let op = |what| {
-        move |source| SetupError::Mount {
-            what,
-            path: p.to_owned(),
-            source,
-        }
-    };
-    let target = in_root(p, libc::O_DIRECTORY).map_err(op("find"))?;
-    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    // A fresh sysfs needs a network namespace of our own; with the host's
-    // network, bind the host's /sys read-only instead.
-    match new_fs("sysfs", &[], ro) {
-        Ok(fs) => {
-            sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd()).map_err(op("mount sysfs on"))
-        }
-        Err(_) => {
-            let tree = sys::open_tree(libc::AT_FDCWD, p, OPEN_TREE_CLONE | AT_RECURSIVE)
-                .map_err(op("bind"))?;
-            sys::mount_setattr(tree.as_raw_fd(), ro, true).map_err(op("make read-only"))?;
-            sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).map_err(op("bind"))
-        }
-    }
-}
+pub(crate) type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;

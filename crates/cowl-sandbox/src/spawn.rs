@@ -15,9 +15,10 @@ use crate::error::SandboxError;
 use crate::plan::Plan;
 use crate::process::{self, AppStart};
 use crate::rootfs::{self, Caller};
+use crate::supervise::supervise;
 use crate::{net, pty, security, sys};
 use cowl_store::{Mode, NetMode};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Messages from the box's init to the supervisor, one per seqpacket:
@@ -158,25 +159,25 @@ fn write_id_maps(pid: i32, mode: Mode, caller: Caller) -> Result<(), SandboxErro
 /// An interactive run: cowl's stdin and stdout are a terminal. The box then
 /// gets a pty of its own devpts, whose master its init passes back.
 #[derive(Clone, Copy)]
-struct Interactive {
-    stderr_too: bool,
+pub(crate) struct Interactive {
+    pub(crate) stderr_too: bool,
 }
 
-fn interactive() -> Option<Interactive> {
+pub(crate) fn interactive() -> Option<Interactive> {
     (sys::isatty(0) && sys::isatty(1)).then(|| Interactive {
         stderr_too: sys::isatty(2),
     })
 }
 
 /// In the box: opens a pty and passes its master to the supervisor (`P`).
-fn box_pty(sock: &OwnedFd) -> Result<OwnedFd, String> {
+pub(crate) fn box_pty(sock: &OwnedFd) -> Result<OwnedFd, String> {
     let pty = pty::open().map_err(|e| format!("cannot open a terminal in the box: {e}"))?;
     sys::send_with_fd(sock, b"P", pty.master.as_raw_fd())
         .map_err(|e| format!("cannot pass the terminal out: {e}"))?;
     Ok(pty.slave)
 }
 
-fn send(sock: &OwnedFd, tag: u8, msg: &str) {
+pub(crate) fn send(sock: &OwnedFd, tag: u8, msg: &str) {
     let mut m = Vec::with_capacity(msg.len() + 1);
     m.push(tag);
     m.extend_from_slice(msg.as_bytes());
@@ -264,7 +265,7 @@ pub fn run(
 }
 
 /// Reads the init's messages until the app has exec'd (end of stream).
-fn handshake(
+pub(crate) fn handshake(
     sock: &OwnedFd,
     pid: i32,
     mode: Mode,
@@ -378,7 +379,7 @@ fn init_main(
     }
 }
 
-fn proxy_env(net: NetMode) -> Vec<(String, String)> {
+pub(crate) fn proxy_env(net: NetMode) -> Vec<(String, String)> {
     if net == NetMode::Proxy {
         crate::proxy::env()
     } else {
@@ -480,240 +481,5 @@ fn remove_old_work_dirs(work: &Path, keep: &str, observer: &mut dyn Observer) {
             unsafe { libc::waitpid(child, &mut status, 0) };
         }
         Err(_) => {}
-    }
-}
-
-/// Relays the terminal and forwards signals until `child` exits; returns its
-/// exit code.
-fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
-    let raw = master.and_then(|_| pty::RawMode::enter(0).ok());
-    let sfd = process::signalfd().ok();
-    let mut stdin_open = master.is_some();
-    let mut master_open = master.is_some();
-    let code = loop {
-        let mut fds = Vec::with_capacity(3);
-        if let Some(s) = &sfd {
-            fds.push(libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let (Some(m), true) = (master, master_open) {
-            fds.push(libc::pollfd {
-                fd: m.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if stdin_open {
-            fds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let timeout = if sfd.is_some() { -1 } else { 100 };
-        // SAFETY: fds is a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            continue;
-        }
-        let mut exited = None;
-        for p in &fds {
-            if p.revents == 0 {
-                continue;
-            }
-            if sfd.as_ref().is_some_and(|s| s.as_raw_fd() == p.fd) {
-                if let Some(sig) = sfd.as_ref().and_then(process::read_signal) {
-                    exited = on_signal(sig, child, master);
-                }
-            } else if p.fd == 0 {
-                if let Some(m) = master {
-                    stdin_open = pty::pump(0, m.as_raw_fd());
-                }
-            } else if let Some(m) = master {
-                master_open = pty::pump(m.as_raw_fd(), 1);
-            }
-        }
-        if sfd.is_none() {
-            exited = reap(child);
-        }
-        if let Some(code) = exited {
-            break code;
-        }
-    };
-    crate::trace::mark("box ended");
-    if let (Some(m), true) = (master, master_open) {
-        drain(m.as_raw_fd());
-    }
-    drop(raw);
-    code
-}
-
-fn reap(child: i32) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: plain waitpid on our child.
-    let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
-    (r == child).then(|| process::exit_code(status))
-}
-
-fn on_signal(sig: i32, child: i32, master: Option<&OwnedFd>) -> Option<i32> {
-    match sig {
-        libc::SIGCHLD => reap(child),
-        libc::SIGWINCH => {
-            if let Some(m) = master {
-                pty::copy_winsize(0, m.as_raw_fd());
-            }
-            None
-        }
-        s => {
-            let _ = sys::kill(child, s);
-            None
-        }
-    }
-}
-
-/// Copies what the app wrote to its terminal before it ended.
-fn drain(master: RawFd) {
-    // SAFETY: fcntl on our own descriptor.
-    unsafe {
-        let fl = libc::fcntl(master, libc::F_GETFL);
-        libc::fcntl(master, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    while pty::pump(master, 1) {}
-}
-
-/// What a joining run needs to know about the running box.
-pub struct JoinTarget<'a> {
-    /// The box name, for messages.
-    pub name: &'a str,
-    /// The running init's host pid.
-    pub pid: i32,
-    /// Its start time, checked against the pid.
-    pub start_ticks: u64,
-    /// The box's identity mapping.
-    pub mode: Mode,
-    /// System calls allowed back through the seccomp filter.
-    pub allow_syscalls: &'a [String],
-    /// The Landlock domain of the box's apps.
-    pub landlock: &'a crate::landlock::LandlockPolicy,
-    /// The box's network.
-    pub net: NetMode,
-    /// The cgroups that hold the box.
-    pub cgroups: &'a [std::path::PathBuf],
-    /// The rlimits of its processes.
-    pub rlimits: &'a [(u32, u64)],
-}
-
-/// Runs `argv` inside a running box: enters its namespaces and supervises the
-/// new process as `run` does. The running box's mounts are used as they are:
-/// a second overlay on the same upper is never made.
-pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, SandboxError> {
-    let err = |source| SandboxError::Join {
-        name: target.name.to_owned(),
-        pid: target.pid,
-        source,
-    };
-    let pidfd = sys::pidfd_open(target.pid).map_err(err)?;
-    if sys::process_start_ticks(target.pid) != Some(target.start_ticks) {
-        return Err(err(std::io::Error::from_raw_os_error(libc::ESRCH)));
-    }
-    let term = interactive();
-    process::block_handled();
-    let (ours, theirs) =
-        sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
-    let pid = process::fork().map_err(SandboxError::sys("fork"))?;
-    if pid == 0 {
-        drop(ours);
-        security::die_with_parent();
-        let all = libc::CLONE_NEWNS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWCGROUP
-            | libc::CLONE_NEWNET;
-        // Rootless, the box's user namespace owns the others: enter all at
-        // once. System mode made the others before its user namespace, so
-        // enter them while still root, then the user namespace.
-        let entered = match target.mode {
-            Mode::Rootless => sys::setns(pidfd.as_raw_fd(), all | libc::CLONE_NEWUSER),
-            Mode::System => sys::setns(pidfd.as_raw_fd(), all)
-                .and_then(|()| sys::setns(pidfd.as_raw_fd(), libc::CLONE_NEWUSER)),
-        };
-        if let Err(e) = entered {
-            send(
-                &theirs,
-                b'E',
-                &format!("cannot enter the box's namespaces: {e}"),
-            );
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(1) }
-        }
-        drop(pidfd);
-        for cg in target.cgroups {
-            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
-            {
-                send(
-                    &theirs,
-                    b'E',
-                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
-                );
-                // SAFETY: leaving the forked child.
-                unsafe { libc::_exit(1) }
-            }
-        }
-        let slave = match term.map(|_| box_pty(&theirs)).transpose() {
-            Ok(s) => s,
-            Err(e) => {
-                send(&theirs, b'E', &e);
-                // SAFETY: leaving the forked child.
-                unsafe { libc::_exit(1) }
-            }
-        };
-        let app = match process::fork() {
-            Ok(0) => process::exec_app(&AppStart {
-                argv,
-                cwd,
-                pty_slave: slave.as_ref(),
-                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
-                drop_caps: target.mode == Mode::Rootless,
-                allow_syscalls: target.allow_syscalls,
-                landlock: target.landlock,
-                tcp_only: target.net.tcp_only(),
-                rlimits: target.rlimits,
-                env: &proxy_env(target.net),
-                report: &theirs,
-            }),
-            Ok(app) => app,
-            Err(e) => {
-                send(&theirs, b'E', &format!("cannot fork in the box: {e}"));
-                // SAFETY: leaving the forked child.
-                unsafe { libc::_exit(1) }
-            }
-        };
-        drop(theirs);
-        let code = process::init_loop(app);
-        // SAFETY: leaving the forked child.
-        unsafe { libc::_exit(code) }
-    }
-    drop(theirs);
-    struct Quiet;
-    impl Observer for Quiet {
-        fn started(&mut self, _: i32) {}
-        fn warning(&mut self, msg: &str) {
-            eprintln!("cowl: warning: {msg}");
-        }
-    }
-    let nobody = Caller { uid: 0, gid: 0 };
-    match handshake(&ours, pid, target.mode, nobody, &mut Quiet) {
-        Ok((master, _)) => Ok(supervise(pid, master.as_ref())),
-        Err(e) => {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            Err(e)
-        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod policy;
 mod versions;
 
 use std::process::ExitCode;

@@ -1,0 +1,146 @@
+//! Joining a running box: a second `cowl run` enters the namespaces of the
+//! box's init instead of making a second overlay on the same upper.
+
+use crate::error::SandboxError;
+use crate::process::{self, AppStart};
+use crate::rootfs::Caller;
+use crate::spawn::{box_pty, handshake, interactive, proxy_env, send, Observer};
+use crate::supervise::supervise;
+use crate::{security, sys};
+use cowl_store::{Mode, NetMode};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// What a joining run needs to know about the running box.
+pub struct JoinTarget<'a> {
+    /// The box name, for messages.
+    pub name: &'a str,
+    /// The running init's host pid.
+    pub pid: i32,
+    /// Its start time, checked against the pid.
+    pub start_ticks: u64,
+    /// The box's identity mapping.
+    pub mode: Mode,
+    /// System calls allowed back through the seccomp filter.
+    pub allow_syscalls: &'a [String],
+    /// The Landlock domain of the box's apps.
+    pub landlock: &'a crate::landlock::LandlockPolicy,
+    /// The box's network.
+    pub net: NetMode,
+    /// The cgroups that hold the box.
+    pub cgroups: &'a [std::path::PathBuf],
+    /// The rlimits of its processes.
+    pub rlimits: &'a [(u32, u64)],
+}
+
+/// Runs `argv` inside a running box: enters its namespaces and supervises the
+/// new process as `run` does. The running box's mounts are used as they are:
+/// a second overlay on the same upper is never made.
+pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, SandboxError> {
+    let err = |source| SandboxError::Join {
+        name: target.name.to_owned(),
+        pid: target.pid,
+        source,
+    };
+    let pidfd = sys::pidfd_open(target.pid).map_err(err)?;
+    if sys::process_start_ticks(target.pid) != Some(target.start_ticks) {
+        return Err(err(std::io::Error::from_raw_os_error(libc::ESRCH)));
+    }
+    let term = interactive();
+    process::block_handled();
+    let (ours, theirs) =
+        sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
+    let pid = process::fork().map_err(SandboxError::sys("fork"))?;
+    if pid == 0 {
+        drop(ours);
+        security::die_with_parent();
+        let all = libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWCGROUP
+            | libc::CLONE_NEWNET;
+        // Rootless, the box's user namespace owns the others: enter all at
+        // once. System mode made the others before its user namespace, so
+        // enter them while still root, then the user namespace.
+        let entered = match target.mode {
+            Mode::Rootless => sys::setns(pidfd.as_raw_fd(), all | libc::CLONE_NEWUSER),
+            Mode::System => sys::setns(pidfd.as_raw_fd(), all)
+                .and_then(|()| sys::setns(pidfd.as_raw_fd(), libc::CLONE_NEWUSER)),
+        };
+        if let Err(e) = entered {
+            send(
+                &theirs,
+                b'E',
+                &format!("cannot enter the box's namespaces: {e}"),
+            );
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(1) }
+        }
+        drop(pidfd);
+        for cg in target.cgroups {
+            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
+            {
+                send(
+                    &theirs,
+                    b'E',
+                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
+                );
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        }
+        let slave = match term.map(|_| box_pty(&theirs)).transpose() {
+            Ok(s) => s,
+            Err(e) => {
+                send(&theirs, b'E', &e);
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        };
+        let app = match process::fork() {
+            Ok(0) => process::exec_app(&AppStart {
+                argv,
+                cwd,
+                pty_slave: slave.as_ref(),
+                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
+                drop_caps: target.mode == Mode::Rootless,
+                allow_syscalls: target.allow_syscalls,
+                landlock: target.landlock,
+                tcp_only: target.net.tcp_only(),
+                rlimits: target.rlimits,
+                env: &proxy_env(target.net),
+                report: &theirs,
+            }),
+            Ok(app) => app,
+            Err(e) => {
+                send(&theirs, b'E', &format!("cannot fork in the box: {e}"));
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        };
+        drop(theirs);
+        let code = process::init_loop(app);
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(code) }
+    }
+    drop(theirs);
+    struct Quiet;
+    impl Observer for Quiet {
+        fn started(&mut self, _: i32) {}
+        fn warning(&mut self, msg: &str) {
+            eprintln!("cowl: warning: {msg}");
+        }
+    }
+    let nobody = Caller { uid: 0, gid: 0 };
+    match handshake(&ours, pid, target.mode, nobody, &mut Quiet) {
+        Ok((master, _)) => Ok(supervise(pid, master.as_ref())),
+        Err(e) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(e)
+        }
+    }
+}
