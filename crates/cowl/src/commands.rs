@@ -183,6 +183,23 @@ fn run(a: RunArgs) -> Result<i32> {
                 .count(),
             b.upper().display()
         );
+        let abi = cowl_sandbox::landlock::abi();
+        let tcp = if net.tcp_only() {
+            ", internet sockets TCP only"
+        } else {
+            ""
+        };
+        eprintln!(
+            "cowl: policy: seccomp filter (native{}{tcp}); Landlock ABI {abi}: {}{}; {} paths hidden; no_new_privs, {}",
+            if cfg!(target_arch = "x86_64") { ", i386 and x32" } else { "" },
+            if abi >= 6 { "abstract sockets and signals scoped" } else { "no scoping (needs ABI 6)" },
+            match &plan.landlock.ports {
+                Some(p) => format!(", TCP connect to {:?}, bind {:?}", p.connect, p.bind),
+                None => String::new(),
+            },
+            plan.hidden.len(),
+            if mode == Mode::Rootless { "no capabilities" } else { "root's capabilities in the box's own user namespace" }
+        );
     }
     let enforcement = cowl_sandbox::limits::prepare(&limits, name.as_str(), a.best_effort)?;
     if a.verbose {
