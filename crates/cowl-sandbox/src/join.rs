@@ -54,12 +54,33 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     if pid == 0 {
         drop(ours);
         security::die_with_parent();
+        // The box's cgroups, by host path: before entering its mount
+        // namespace, where /sys is the box's.
+        for cg in target.cgroups {
+            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
+            {
+                send(
+                    &theirs,
+                    b'E',
+                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
+                );
+                // SAFETY: leaving the forked child.
+                unsafe { libc::_exit(1) }
+            }
+        }
+        // The network namespace only if the box has one of its own: with the
+        // host's network it belongs to the host's user namespace.
+        let net = if target.net.has_own_namespace() {
+            libc::CLONE_NEWNET
+        } else {
+            0
+        };
         let all = libc::CLONE_NEWNS
             | libc::CLONE_NEWPID
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS
             | libc::CLONE_NEWCGROUP
-            | libc::CLONE_NEWNET;
+            | net;
         // Rootless, the box's user namespace owns the others: enter all at
         // once. System mode made the others before its user namespace, so
         // enter them while still root, then the user namespace.
@@ -78,18 +99,6 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             unsafe { libc::_exit(1) }
         }
         drop(pidfd);
-        for cg in target.cgroups {
-            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string())
-            {
-                send(
-                    &theirs,
-                    b'E',
-                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
-                );
-                // SAFETY: leaving the forked child.
-                unsafe { libc::_exit(1) }
-            }
-        }
         let slave = match term.map(|_| box_pty(&theirs)).transpose() {
             Ok(s) => s,
             Err(e) => {

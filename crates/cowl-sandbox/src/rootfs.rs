@@ -194,7 +194,14 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         match mounted[i].take() {
             Some(fd) => sys::move_mount_fd(fd.as_raw_fd(), target.as_raw_fd())
                 .map_err(op("attach", &l.path))?,
-            None => bind_host(&l.path, &target, true).map_err(op("bind read-only", &l.path))?,
+            None => match bind_host(&l.path, &target, true) {
+                // The host directory went away since the plan was made.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => warn(format!(
+                    "{} is not placed: it no longer exists on the host",
+                    l.path.display()
+                )),
+                r => r.map_err(op("bind read-only", &l.path))?,
+            },
         }
     }
     // Files beside mount points in skeleton directories: the host's, read-only.

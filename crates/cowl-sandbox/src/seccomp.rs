@@ -300,10 +300,17 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool, 
         a.jump_if(JEQ_K, libc::AF_INET as u32, &format!("{p}inet"));
         a.jump_if(JEQ_K, libc::AF_INET6 as u32, &format!("{p}inet"));
         a.op(RET_K, RET_ALLOW);
+        // A stream socket of another protocol (MPTCP, SCTP) would escape
+        // Landlock's TCP port rules: only protocol 0 or IPPROTO_TCP.
         a.label(&format!("{p}inet"));
         a.load(arg_low(1));
         a.op(AND_K, 0xf);
-        a.jump_if(JEQ_K, libc::SOCK_STREAM as u32, "allow");
+        a.jump_if(JEQ_K, libc::SOCK_STREAM as u32, &format!("{p}stream"));
+        a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
+        a.label(&format!("{p}stream"));
+        a.load(arg_low(2));
+        a.jump_if(JEQ_K, 0, "allow");
+        a.jump_if(JEQ_K, libc::IPPROTO_TCP as u32, "allow");
         a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
     }
 

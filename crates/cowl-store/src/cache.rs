@@ -74,6 +74,11 @@ pub fn refresh(b: &BoxDir) -> Result<(), StoreError> {
         return Ok(());
     }
     let layer_of = |n: u64| b.path().join("versions").join(n.to_string()).join("layer");
+    let layers: Vec<PathBuf> = ns.iter().map(|&n| layer_of(n)).collect();
+    let cache_layer = dir.join("layer");
+    let mut roots: Vec<&std::path::Path> = layers.iter().map(PathBuf::as_path).collect();
+    roots.push(&cache_layer);
+    let _opened = crate::layer::open_for_reading(&b.path().join("pending"), &roots);
     let prev = ns.iter().rev().nth(1).copied();
     if have.is_some() && prev.is_some_and(|p| have == digest_of(b, p)) {
         // Invalid while it changes: a crash here leaves no `of`, and the
@@ -86,7 +91,6 @@ pub fn refresh(b: &BoxDir) -> Result<(), StoreError> {
         let tmp = b.path().join("cache.new");
         remove_tree(&tmp).map_err(StoreError::io("remove", &tmp))?;
         fs::create_dir(&tmp).map_err(StoreError::io("create", &tmp))?;
-        let layers: Vec<PathBuf> = ns.iter().map(|&n| layer_of(n)).collect();
         merge(&layers, &tmp.join("layer"))?;
         remove_tree(&dir).map_err(StoreError::io("remove", &dir))?;
         fs::rename(&tmp, &dir).map_err(StoreError::io("rename", &tmp))?;

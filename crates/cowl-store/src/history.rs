@@ -294,6 +294,9 @@ pub fn snapshot(
         return Ok(None);
     }
     let layers = b.version_layers()?;
+    let mut roots: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+    roots.push(&upper);
+    let opened = crate::layer::open_for_reading(&b.pending_dir(), &roots);
     let newest = match layers.first() {
         Some(l) => Some(Manifest::load(&l.with_file_name("manifest.json"))?),
         None => None,
@@ -304,7 +307,8 @@ pub fn snapshot(
     }
     let number = newest.as_ref().map_or(1, |m| m.body.version + 1);
     prune_structural(&upper, Path::new("/"), layout.structural)?;
-    let entries = scan_layer(&upper)?;
+    let mut entries = scan_layer(&upper)?;
+    opened.correct(&upper, &mut entries);
     let bytes = entries
         .iter()
         .filter(|e| e.kind == crate::layer::EntryKind::File)
@@ -340,6 +344,8 @@ pub fn snapshot(
         write_atomic(&stage.join("pinned"), b"")?;
     }
     point("snapshot:manifest-written");
+    // Modes back as the app left them before the layer is frozen.
+    drop(opened);
     make_movable(&upper)?;
     rename(&upper, &stage.join("layer"))?;
     sync_dir(&b.path().join("live"));
@@ -484,6 +490,7 @@ pub fn gc(b: &BoxDir, max_age_secs: u64) -> Result<usize, StoreError> {
 /// operations lock.
 pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
     let pending = b.pending_dir();
+    crate::layer::restore_recorded(&pending);
     if let Ok(rd) = fs::read_dir(&pending) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -559,7 +566,7 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         if v.manifest.body.parent != parent {
             return fail("its parent digest is not the digest of the version below".into());
         }
-        if let Some(path) = verify_layer(&v.layer(), &v.manifest)? {
+        if let Some(path) = verify_layer(&v.layer(), &v.manifest, &b.pending_dir())? {
             return fail(format!("/{path} differs from the manifest"));
         }
         parent = Some(v.manifest.digest.clone());

@@ -85,3 +85,157 @@ impl EntryKind {
 pub fn is_opaque(dir: &Path) -> bool {
     matches!(xattr::get(dir, "user.overlay.opaque"), Ok(Some(v)) if v == b"y")
 }
+
+/// Directories of layers made readable for a while: the app may have left
+/// a directory without read or search permission for its owner (`chmod 000
+/// d`), and cowl, running as that owner, must still see what is inside.
+/// The modes come back when the guard is dropped, deepest first.
+#[derive(Debug, Default)]
+pub struct Opened {
+    changed: Vec<(std::path::PathBuf, u32)>,
+    /// Where the original modes are written down first, so that a crash
+    /// while opened is undone by recovery (see `restore_recorded`).
+    record: Option<std::path::PathBuf>,
+}
+
+impl Opened {
+    /// Puts back, in manifest entries of the layer at `root`, the modes the
+    /// directories have when not opened.
+    pub fn correct(&self, root: &Path, entries: &mut [crate::manifest::Entry]) {
+        if self.changed.is_empty() {
+            return;
+        }
+        let orig: std::collections::HashMap<&Path, u32> = self
+            .changed
+            .iter()
+            .map(|(p, m)| (p.as_path(), *m))
+            .collect();
+        for e in entries {
+            if let Some(m) = orig.get(root.join(&e.path).as_path()) {
+                e.mode = (e.mode & !0o7777) | m;
+            }
+        }
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut reg = registry();
+        for (p, mode) in self.changed.drain(..).rev() {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode));
+            if let Some(r) = reg.as_mut() {
+                r.remove(&p);
+            }
+        }
+        if let Some(r) = self.record.take() {
+            let _ = std::fs::remove_file(r);
+        }
+    }
+}
+
+/// Recovery: puts back the modes an interrupted `open_for_reading` wrote
+/// down in `record_dir` (files `opened-*`), then drops the records.
+pub fn restore_recorded(record_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(rd) = std::fs::read_dir(record_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("opened-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in text.lines().rev() {
+            if let Some((mode, path)) = line.split_once('\t') {
+                if let Ok(m) = u32::from_str_radix(mode, 8) {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+}
+
+type Registry = std::collections::HashMap<std::path::PathBuf, u32>;
+
+fn registry() -> Option<std::sync::MutexGuard<'static, Registry>> {
+    static R: std::sync::OnceLock<std::sync::Mutex<Registry>> = std::sync::OnceLock::new();
+    R.get_or_init(Default::default).lock().ok()
+}
+
+/// The mode `p` has when not opened for reading (`None`: it is not opened).
+pub fn original_mode(p: &Path) -> Option<u32> {
+    registry().and_then(|r| r.get(p).copied())
+}
+
+fn effective_uid() -> u32 {
+    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+            })
+            .unwrap_or(u32::MAX)
+    })
+}
+
+/// Opens every directory under `roots` that its owner (us) cannot read or
+/// search. Root reads everything already: nothing to do.
+pub fn open_for_reading(record_dir: &Path, roots: &[&Path]) -> Opened {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut g = Opened::default();
+    let uid = effective_uid();
+    if uid == 0 {
+        return g;
+    }
+    let mut record: Option<std::fs::File> = None;
+    let mut stack: Vec<std::path::PathBuf> = roots.iter().map(|r| r.to_path_buf()).collect();
+    while let Some(d) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&d) else {
+            continue;
+        };
+        if !md.is_dir() {
+            continue;
+        }
+        let mode = md.mode() & 0o7777;
+        if mode & 0o500 != 0o500 && md.uid() == uid {
+            // Written down before the change, for recovery after a crash.
+            if record.is_none() {
+                let _ = std::fs::create_dir_all(record_dir);
+                // Unique per guard: guards nest (a squash opens the versions,
+                // then the merged layer).
+                static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let p = record_dir.join(format!("opened-{}-{n}", std::process::id()));
+                record = std::fs::File::create(&p).ok();
+                g.record = Some(p);
+            }
+            let written = record
+                .as_mut()
+                .is_some_and(|f| writeln!(f, "{mode:o}\t{}", d.display()).is_ok());
+            if !written
+                || std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode | 0o500))
+                    .is_err()
+            {
+                continue;
+            }
+            g.changed.push((d.clone(), mode));
+            if let Some(mut r) = registry() {
+                r.insert(d.clone(), mode);
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    g
+}

@@ -245,8 +245,16 @@ fn hex(b: &[u8]) -> String {
 
 /// Checks a frozen layer against its manifest: same entries, same content.
 /// Returns the first path that differs.
-pub fn verify_layer(root: &Path, m: &Manifest) -> Result<Option<String>, StoreError> {
-    let now = scan_layer(root)?;
+/// `record_dir` keeps the note of directories opened for reading meanwhile.
+pub fn verify_layer(
+    root: &Path,
+    m: &Manifest,
+    record_dir: &Path,
+) -> Result<Option<String>, StoreError> {
+    let opened = crate::layer::open_for_reading(record_dir, &[root]);
+    let mut now = scan_layer(root)?;
+    opened.correct(root, &mut now);
+    drop(opened);
     let mut a = now.iter();
     let mut b = m.body.entries.iter();
     loop {

@@ -11,8 +11,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Strips setuid/setgid bits and `security.capability` from every file of
-/// the layer; returns the paths it changed.
-pub fn strip(layer: &Path) -> Result<Vec<PathBuf>, StoreError> {
+/// the layer; returns the paths it changed. `record_dir`: see
+/// `layer::open_for_reading`.
+pub fn strip(layer: &Path, record_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let _opened = crate::layer::open_for_reading(record_dir, &[layer]);
     let mut changed = Vec::new();
     let mut stack = vec![layer.to_path_buf()];
     while let Some(dir) = stack.pop() {

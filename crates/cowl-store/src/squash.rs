@@ -93,6 +93,11 @@ fn squash_range(
         .filter(|v| v.number >= first && v.number <= last)
         .collect();
     let merged = stage.join("new/layer");
+    let all: Vec<PathBuf> = versions.iter().map(Version::layer).collect();
+    let _opened = crate::layer::open_for_reading(
+        &b.path().join("pending"),
+        &all.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    );
     merge(
         &range.iter().map(|v| v.layer()).collect::<Vec<_>>(),
         &merged,
@@ -119,7 +124,12 @@ fn squash_range(
             structural: layout.structural,
         },
     );
-    let entries = scan_layer(&merged)?;
+    let entries = {
+        let opened = crate::layer::open_for_reading(&b.path().join("pending"), &[merged.as_path()]);
+        let mut e = scan_layer(&merged)?;
+        opened.correct(&merged, &mut e);
+        e
+    };
     let top = range.last().map(|v| &v.manifest.body);
     let mut totals = Totals {
         entries: entries.len() as u64,
@@ -286,9 +296,8 @@ fn read_names(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
             v.sort();
             Ok(v)
         }
-        // Rootless, cowl cannot list a directory standing for root's 0700
-        // one; the app could not write into it either.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(Vec::new()),
+        // Never taken for empty: that would drop what is inside for good.
+        // (Callers open the layers for reading first; see layer::open_for_reading.)
         Err(e) => Err(StoreError::io("read", dir)(e)),
     }
 }
@@ -414,8 +423,9 @@ fn finish_dir(src: &Path, dst: &Path) -> Result<(), StoreError> {
         fs::FileTimes::new().set_modified(md.modified().map_err(StoreError::io("stat", src))?);
     f.set_times(times)
         .map_err(StoreError::io("set times of", dst))?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))
-        .map_err(StoreError::io("chmod", dst))
+    // The source's own mode, not the one it has while opened for reading.
+    let mode = crate::layer::original_mode(src).unwrap_or(md.mode() & 0o7777);
+    fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(StoreError::io("chmod", dst))
 }
 
 /// Lists versions of a quarantine or store directory (for tests).

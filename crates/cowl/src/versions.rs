@@ -118,7 +118,10 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
 /// After a run: a pending `cowl snapshot`, else the automatic one, then
 /// retention. The caller still holds the box's run lock.
 pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) -> Result<()> {
-    let stripped = cowl_store::privilege::strip(&b.upper())?;
+    let stripped = {
+        let _ops = b.ops_lock(true)?;
+        cowl_store::privilege::strip(&b.upper(), &b.path().join("pending"))?
+    };
     if !stripped.is_empty() {
         let upper = b.upper();
         let names: Vec<String> = stripped
@@ -349,6 +352,8 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
         }
     };
     let (la, lb) = (layers_of(from), layers_of(to));
+    let every: Vec<&Path> = la.iter().chain(lb.iter()).map(PathBuf::as_path).collect();
+    let _opened = cowl_store::layer::open_for_reading(&b.path().join("pending"), &every);
     // Only the layers one view has and the other has not can differ.
     let mut cands = BTreeSet::new();
     for l in la

@@ -35,9 +35,13 @@ def sig():
     try:
         os.kill(1, 0); return "ok"
     except OSError as e: return "err%d" % e.errno
+def mptcp():
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262); return "ok"
+    except OSError as e: return "err%d" % e.errno
 a, b, name, free = sys.argv[1:5]
 print(tcp(a), tcp(b), sock(socket.AF_INET, socket.SOCK_DGRAM), sock(socket.AF_INET6, socket.SOCK_DGRAM),
-      sock(socket.AF_INET, socket.SOCK_RAW), sock(socket.AF_PACKET, socket.SOCK_RAW), bind(free), abstract(name), sig())
+      sock(socket.AF_INET, socket.SOCK_RAW), sock(socket.AF_PACKET, socket.SOCK_RAW), bind(free), abstract(name), sig(), mptcp())
 "#;
 
 fn run(w: &World, net: &[&str], a: u16, b: u16, name: &str, free: u16) -> Vec<String> {
@@ -94,6 +98,8 @@ fn each_network_mode_lets_through_exactly_what_it_says() {
         assert_eq!(v[i], "err1", "{what} socket allowed: {v:?}");
     }
     assert_eq!(v[6], "err13", "bind to an unlisted port allowed: {v:?}");
+    // A stream socket of another protocol would escape Landlock's TCP rules.
+    assert_eq!(v[9], "err1", "MPTCP socket allowed in ports mode: {v:?}");
     let bind = format!("bind:{free}");
     let v = run(
         &w,

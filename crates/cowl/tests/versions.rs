@@ -496,3 +496,27 @@ fn a_box_with_four_hundred_versions_runs_and_depth_is_kept_under_the_overlay_lim
     );
     assert_success(&w.cmd(&["verify", "b"]), "verify");
 }
+
+#[test]
+fn a_directory_the_app_made_unreadable_survives_snapshot_squash_and_verify() {
+    // chmod 000 on its own directory must not make cowl take it for empty.
+    let w = World::new("chmod000");
+    std::fs::write(w.host().join("hostfile"), "h").unwrap();
+    w.ok(
+        "b",
+        "mkdir d && echo inside > d/f && rm hostfile && chmod 000 d",
+    );
+    w.ok("b", "echo 2 > two");
+    w.ok("b", "echo 3 > three");
+    assert_success(&w.cmd(&["verify", "b"]), "verify");
+    let before = w.ok("b", "chmod 700 d; cat d/f; ls; chmod 000 d");
+    assert_success(&w.cmd(&["squash", "b"]), "squash");
+    assert_success(&w.cmd(&["verify", "b"]), "verify after squash");
+    assert_eq!(w.ok("b", "chmod 700 d; cat d/f; ls; chmod 000 d"), before);
+    assert!(
+        before.contains("inside") && !before.contains("hostfile"),
+        "{before}"
+    );
+    let mode = w.ok("b", "stat -c %a d");
+    assert_eq!(mode.trim(), "0");
+}
