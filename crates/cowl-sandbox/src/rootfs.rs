@@ -148,7 +148,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
             ));
             continue;
         }
-        match make_layer(plan, caller, l, i, &upper, &work, &empty, &scratch) {
+        match make_layer(plan, caller, l, i, &box_fd, &upper, &work, &empty, &scratch) {
             Ok(fd) => mounted[i] = Some(fd),
             Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
             Err(e) => warn(format!(
@@ -250,6 +250,7 @@ fn make_layer(
     caller: Caller,
     l: &LayerMount,
     index: usize,
+    box_fd: &OwnedFd,
     upper: &OwnedFd,
     work: &OwnedFd,
     empty: &OwnedFd,
@@ -278,13 +279,20 @@ fn make_layer(
     let mut lowers: Vec<String> = Vec::new();
     let mut keep: Vec<OwnedFd> = Vec::new();
     for v in &l.versions {
-        let fd = sys::openat(
-            None,
-            v,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            0,
+        // Beneath the box directory, no symlink on the way.
+        let rel = v
+            .strip_prefix(&plan.box_dir)
+            .map_err(|_| SetupError::Message(format!("{} is not in the box", v.display())))?;
+        let fd = sys::openat2(
+            box_fd.as_raw_fd(),
+            rel,
+            (libc::O_PATH | libc::O_DIRECTORY) as u64,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         )
-        .map_err(op("open a version of"))?;
+        .map_err(|source| SetupError::Tampered {
+            path: v.clone(),
+            source,
+        })?;
         lowers.push(fd_path(&fd));
         keep.push(fd);
     }
