@@ -170,11 +170,11 @@ pub fn live_changes(
             structural: layout.structural,
         },
     );
-    let totals = totals_of(&changes, &b.upper());
+    let totals = totals_of(&changes);
     (changes, totals)
 }
 
-fn totals_of(changes: &[crate::diff::Change], layer: &Path) -> Totals {
+fn totals_of(changes: &[crate::diff::Change]) -> Totals {
     let mut t = Totals::default();
     for c in changes {
         match c.change {
@@ -183,7 +183,6 @@ fn totals_of(changes: &[crate::diff::Change], layer: &Path) -> Totals {
             _ => t.modified += 1,
         }
     }
-    let _ = layer;
     t
 }
 

@@ -6,7 +6,7 @@
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::diff::{diff_stacks, layer_paths, DiffRules};
 use crate::fault::point;
-use crate::history::{list_versions, recover, Layout, Version};
+use crate::history::{recover, Layout, Version};
 use crate::layer::EntryKind;
 use crate::manifest::{scan_layer, Made, Manifest, ManifestBody, Totals};
 use crate::stack::Stack;
@@ -426,9 +426,4 @@ fn finish_dir(src: &Path, dst: &Path) -> Result<(), StoreError> {
     // The source's own mode, not the one it has while opened for reading.
     let mode = crate::layer::original_mode(src).unwrap_or(md.mode() & 0o7777);
     fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(StoreError::io("chmod", dst))
-}
-
-/// Lists versions of a quarantine or store directory (for tests).
-pub fn versions_in(dir: &Path) -> Result<Vec<Version>, StoreError> {
-    list_versions(dir)
 }
