@@ -77,17 +77,7 @@ fn every_attack_of_the_probe_fails_in_a_rootless_box() {
 #[test]
 fn every_attack_of_the_probe_fails_in_a_joined_run() {
     let w = World::new("escape-join");
-    let mut child = w
-        .cowl()
-        .args(["run", "b", "--", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    let state = w.store.join("boxes/b/state");
-    let t = std::time::Instant::now();
-    while !state.exists() {
-        assert!(t.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = w.start_sleeping("b");
     let mut args = vec!["run".to_string(), "b".into()];
     args.extend(probe_args());
     let out = w.cowl().args(&args).output().unwrap();

@@ -165,7 +165,7 @@ fn signals_sent_to_cowl_reach_the_app() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for(|| ready_in_box(&w, &ready));
+        wait_until(|| ready_in_box(&w, &ready));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
         let out = child.wait_with_output().unwrap();
@@ -180,14 +180,6 @@ fn ready_in_box(w: &World, host_path: &Path) -> bool {
         .join("boxes/b/live/upper")
         .join(host_path.strip_prefix("/").unwrap())
         .exists()
-}
-
-fn wait_for(mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(start.elapsed().as_secs() < 20, "timed out waiting");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -253,20 +245,15 @@ fn a_missing_working_directory_falls_back_to_home() {
 #[test]
 fn the_box_dies_with_cowl() {
     let w = World::new("die");
-    let mut child = w
-        .cowl()
-        .args(["run", "b", "--", "sleep", "1000"])
-        .spawn()
-        .unwrap();
+    let mut child = w.start_sleeping("b");
     let state = w.store.join("boxes/b/state");
-    wait_for(|| state.exists());
     let text = std::fs::read_to_string(&state).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let init = v["pid"].as_i64().unwrap();
     assert!(Path::new(&format!("/proc/{init}")).exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_for(|| !Path::new(&format!("/proc/{init}")).exists());
+    wait_until(|| !Path::new(&format!("/proc/{init}")).exists());
 }
 
 #[test]
@@ -286,7 +273,7 @@ fn a_second_run_joins_the_running_box_and_both_write_at_once() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(|| ready_in_box(&w, &h.join("ready")));
+    wait_until(|| ready_in_box(&w, &h.join("ready")));
     let ps = w.cmd(&["ps", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
     assert_eq!(rows[0]["name"], "b", "{rows}");
@@ -303,12 +290,7 @@ fn a_second_run_joins_the_running_box_and_both_write_at_once() {
 #[test]
 fn stop_ends_a_running_box_and_ps_forgets_it() {
     let w = World::new("stop");
-    let mut child = w
-        .cowl()
-        .args(["run", "b", "--", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    wait_for(|| w.store.join("boxes/b/state").exists());
+    let mut child = w.start_sleeping("b");
     let out = w.cmd(&["stop", "--grace", "5", "b"]);
     assert_success(&out, "stop");
     let status = child.wait().unwrap();
@@ -351,12 +333,7 @@ fn ls_shows_boxes_and_rm_refuses_a_running_one() {
     assert_eq!(rows[0]["running"], false);
     assert!(rows[0]["created"].as_str().unwrap().ends_with('Z'));
 
-    let mut child = w
-        .cowl()
-        .args(["run", "two", "--", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    wait_for(|| w.store.join("boxes/two/state").exists());
+    let mut child = w.start_sleeping("two");
     let out = w.cmd(&["rm", "two"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("running"), "{}", stderr(&out));

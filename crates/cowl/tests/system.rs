@@ -122,11 +122,7 @@ fn a_system_box_can_be_joined() {
         .spawn()
         .unwrap();
     let ready = w.store.join("boxes/sj/live/upper/ready");
-    let start = std::time::Instant::now();
-    while !ready.exists() {
-        assert!(start.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(|| ready.exists());
     let out = w.cmd(&[
         "run",
         "--system",

@@ -149,11 +149,7 @@ fn manual_snapshots_pin_and_a_running_box_is_snapshotted_when_it_stops() {
         .join("boxes/b/live/upper")
         .join(w.host().strip_prefix("/").unwrap())
         .join("ready");
-    let t = std::time::Instant::now();
-    while !ready.exists() {
-        assert!(t.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(|| ready.exists());
     let out = w.cmd(&["snapshot", "-m", "while running", "b"]);
     assert_success(&out, "snapshot of a running box");
     assert!(stderr(&out).contains("when it stops"), "{}", stderr(&out));
@@ -226,17 +222,7 @@ fn rollback_moves_later_versions_to_quarantine_and_gc_purges_them() {
 fn a_running_box_is_not_rolled_back_unless_stopped() {
     let w = World::new("rollrun");
     w.ok("b", "echo 1 > f");
-    let mut child = w
-        .cowl()
-        .args(["run", "b", "--", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    let state = w.store.join("boxes/b/state");
-    let t = std::time::Instant::now();
-    while !state.exists() {
-        assert!(t.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = w.start_sleeping("b");
     let out = w.cmd(&["rollback", "b", "0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--stop"), "{}", stderr(&out));

@@ -109,6 +109,29 @@ impl World {
     }
 }
 
+impl World {
+    /// Starts `cowl run BOX -- sleep 1000` and waits until the box runs.
+    pub fn start_sleeping(&self, boxname: &str) -> std::process::Child {
+        let child = self
+            .cowl()
+            .args(["run", boxname, "--", "sleep", "1000"])
+            .spawn()
+            .unwrap();
+        let state = self.store.join("boxes").join(boxname).join("state");
+        wait_until(|| state.exists());
+        child
+    }
+}
+
+/// Waits (at most 20 s) until `f` holds.
+pub fn wait_until(mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed().as_secs() < 20, "timed out waiting");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         remove_tree(&self.dir);
