@@ -3,7 +3,7 @@
 //! private devpts, and a read-only /sys.
 
 use crate::error::SetupError;
-use crate::rootfs::{fd_path, new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
+use crate::rootfs::{new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -69,15 +69,7 @@ fn restrict_proc(proc: &OwnedFd) -> std::io::Result<()> {
         "scsi",
     ] {
         let Ok(target) = at(name) else { continue };
-        let is_dir = std::fs::metadata(fd_path(&target)).map(|m| m.is_dir())?;
-        let fs = if is_dir {
-            new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
-        } else {
-            let null = sys::open_tree(libc::AT_FDCWD, Path::new("/dev/null"), OPEN_TREE_CLONE)?;
-            sys::mount_setattr(null.as_raw_fd(), ro, false)?;
-            null
-        };
-        sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())?;
+        crate::rootfs::cover(&target)?;
     }
     Ok(())
 }

@@ -557,7 +557,14 @@ fn mask(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let is_dir = std::fs::metadata(fd_path(&target)).map(|m| m.is_dir())?;
+    cover(&target)
+}
+
+/// Covers what `target` refers to with nothing readable: an empty
+/// read-only filesystem over a directory, /dev/null (read-only) over
+/// anything else.
+pub(crate) fn cover(target: &OwnedFd) -> std::io::Result<()> {
+    let is_dir = std::fs::metadata(fd_path(target)).map(|m| m.is_dir())?;
     let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     let fs = if is_dir {
         new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
