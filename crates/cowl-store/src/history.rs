@@ -78,7 +78,8 @@ impl BoxDir {
         self.path().join("versions")
     }
 
-    fn pending_dir(&self) -> PathBuf {
+    /// Where half-done operations keep their state.
+    pub fn pending_dir(&self) -> PathBuf {
         self.path().join("pending")
     }
 
@@ -326,6 +327,8 @@ pub fn snapshot(
             ..totals
         },
         entries,
+        stripped: read_stripped(b),
+        committed: Vec::new(),
     };
     let manifest = body.seal();
 
@@ -354,12 +357,35 @@ pub fn snapshot(
     sync_dir(&b.versions_dir());
     sync_dir(&pending);
     point("snapshot:version-in-place");
+    let _ = fs::remove_file(b.path().join("stripped.json"));
     crate::journal::append(
         &b.journal(),
         "snapshot",
         serde_json::json!({"version": number, "digest": manifest.digest, "made": req.made.as_str(), "message": req.message}),
     )?;
     Ok(Some(number))
+}
+
+/// Files whose privilege bits cowl stripped from the live layer since the
+/// last snapshot (relative to `/`).
+fn read_stripped(b: &BoxDir) -> Vec<String> {
+    fs::read(b.path().join("stripped.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Notes files whose privilege bits cowl stripped from the live layer, for
+/// the next version's manifest (and so for `cowl scan`).
+pub fn note_stripped(b: &BoxDir, paths: &[String]) -> Result<(), StoreError> {
+    let mut all = read_stripped(b);
+    all.extend(paths.iter().cloned());
+    all.sort();
+    all.dedup();
+    write_atomic(
+        &b.path().join("stripped.json"),
+        &serde_json::to_vec(&all).unwrap_or_default(),
+    )
 }
 
 /// Moves the versions above `target` and the live layer to

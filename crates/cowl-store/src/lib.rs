@@ -19,6 +19,7 @@ pub mod layer;
 pub mod manifest;
 pub mod name;
 pub mod privilege;
+pub mod scan;
 pub mod settings;
 pub mod squash;
 pub mod stack;

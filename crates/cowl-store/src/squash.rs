@@ -160,6 +160,16 @@ fn squash_range(
         made: Made::Squash,
         totals,
         entries,
+        stripped: {
+            let mut s: Vec<String> = range
+                .iter()
+                .flat_map(|v| v.manifest.body.stripped.iter().cloned())
+                .collect();
+            s.sort();
+            s.dedup();
+            s
+        },
+        committed: Vec::new(),
     };
     let m = body.seal();
     write_json(&stage.join("new/manifest.json"), &m)?;

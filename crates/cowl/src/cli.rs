@@ -86,6 +86,21 @@ pub enum Command {
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).
     Gc(GcArgs),
+    /// Flag risky changes in each version: persistence (shell start-up
+    /// files, autostart, systemd units, cron, ssh keys, commands that shadow
+    /// system ones, LD_PRELOAD, git hooks, udev, sudoers, PAM, kernel
+    /// modules), privilege (setuid bits, file capabilities), droppers
+    /// (executables in /tmp, /var/tmp, /dev/shm or hidden directories,
+    /// device nodes) and any change under /etc.
+    ///
+    /// Reads manifests and layers only; nothing of the box runs. With
+    /// --first-bad, name the earliest version with a finding of at least
+    /// --min-severity and the rollback command that returns to the version
+    /// before it.
+    #[command(
+        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl rollback web --before-first-bad"
+    )]
+    Scan(ScanArgs),
     /// Show a box's network log: every connection it tried through the
     /// proxies of `--net proxy`, allowed or refused.
     Netlog(NetlogArgs),
@@ -262,12 +277,57 @@ pub struct RollbackArgs {
     /// Stop the box first if it is running.
     #[arg(long)]
     pub stop: bool,
+    /// Return to the version before the first one `cowl scan` flags (with
+    /// a finding of at least --min-severity).
+    #[arg(long, conflicts_with = "version")]
+    pub before_first_bad: bool,
+    /// With --before-first-bad: the least severity that makes a version bad.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "high",
+        requires = "before_first_bad"
+    )]
+    pub min_severity: SeverityArg,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
     /// The version to return to (0: the bare host).
-    #[arg(value_name = "VERSION")]
-    pub version: u64,
+    #[arg(value_name = "VERSION", required_unless_present = "before_first_bad")]
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Scan only this version (a number, or `live`).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Also run CMD on each changed file of each version, `{}` standing for
+    /// the file (read-only, in the box's layer); a nonzero exit flags it.
+    #[arg(long, value_name = "CMD")]
+    pub with: Option<String>,
+    /// Name the earliest version with a finding of at least --min-severity,
+    /// and how to roll back to the version before it.
+    #[arg(long)]
+    pub first_bad: bool,
+    /// The least severity shown (and, with --first-bad, that makes a
+    /// version bad).
+    #[arg(long, value_enum)]
+    pub min_severity: Option<SeverityArg>,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

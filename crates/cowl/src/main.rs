@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod policy;
+mod review;
 mod versions;
 
 use std::process::ExitCode;
