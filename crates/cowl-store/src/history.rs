@@ -366,6 +366,93 @@ pub fn snapshot(
     Ok(Some(number))
 }
 
+/// Records a commit as a version: an empty layer whose cut (`cut`) names
+/// the paths that leave the box. Consecutive commits with no version
+/// between them share one version (so that a thousand commits do not make a
+/// thousand versions). Returns the version's number. The caller holds the
+/// exclusive operations lock and has run `recover`.
+pub fn record_commit(
+    b: &BoxDir,
+    cut: &BTreeSet<PathBuf>,
+    applied: usize,
+) -> Result<u64, StoreError> {
+    let versions = b.versions()?;
+    let top = versions.last();
+    let into = top.filter(|v| v.manifest.body.made == Made::Commit);
+    let mut all = cut.clone();
+    let mut count = applied as u64;
+    if let Some(t) = into {
+        all.extend(t.manifest.body.committed.iter().map(PathBuf::from));
+        count += t.manifest.body.totals.modified;
+    }
+    let number = match (into, top) {
+        (Some(t), _) => t.number,
+        (None, Some(t)) => t.number + 1,
+        (None, None) => 1,
+    };
+    let parent = match (into, top) {
+        (Some(t), _) => t.manifest.body.parent.clone(),
+        (None, t) => t.map(|t| t.manifest.digest.clone()),
+    };
+    let committed: Vec<String> = all
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let body = ManifestBody {
+        format: 1,
+        version: number,
+        parent,
+        created: crate::time::now(),
+        message: format!("commit: {count} change(s) applied to the host"),
+        made: Made::Commit,
+        totals: Totals {
+            modified: count,
+            ..Totals::default()
+        },
+        entries: Vec::new(),
+        stripped: Vec::new(),
+        committed: committed.clone(),
+    };
+    let manifest = body.seal();
+    let pending = b.pending_dir();
+    mkdir(&pending)?;
+    let stage = pending.join(format!("commit-{number}"));
+    remove_tree(&stage).map_err(StoreError::io("clear", &stage))?;
+    mkdir(&stage)?;
+    mkdir(&stage.join("layer"))?;
+    write_atomic(
+        &stage.join(crate::cut::FILE),
+        &serde_json::to_vec(&committed).unwrap_or_default(),
+    )?;
+    write_atomic(
+        &stage.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )?;
+    write_atomic(&stage.join("digest"), manifest.digest.as_bytes())?;
+    sync_dir(&stage);
+    let target = b.versions_dir().join(number.to_string());
+    if into.is_some() {
+        let old = pending.join(format!("commit-old-{number}"));
+        remove_tree(&old).map_err(StoreError::io("clear", &old))?;
+        rename(&target, &old)?;
+        sync_dir(&pending);
+        point("commit:old-moved");
+        rename(&stage, &target)?;
+        sync_dir(&b.versions_dir());
+        remove_tree(&old).map_err(StoreError::io("remove", &old))?;
+    } else {
+        rename(&stage, &target)?;
+        sync_dir(&b.versions_dir());
+    }
+    sync_dir(&pending);
+    crate::journal::append(
+        &b.journal(),
+        "commit",
+        serde_json::json!({"version": number, "digest": manifest.digest, "applied": applied, "cut": cut.len()}),
+    )?;
+    Ok(number)
+}
+
 /// Files whose privilege bits cowl stripped from the live layer since the
 /// last snapshot (relative to `/`).
 fn read_stripped(b: &BoxDir) -> Vec<String> {
@@ -531,6 +618,27 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
                     // The live layer never left: nothing happened.
                     remove_tree(&p).map_err(StoreError::io("remove", &p))?;
                 }
+            } else if let Some(n) = name.strip_prefix("commit-old-") {
+                // A commit was replacing version n: finish or undo it.
+                let target = b.versions_dir().join(n);
+                let new = pending.join(format!("commit-{n}"));
+                if !target.exists() {
+                    let from = if new.join("digest").exists() {
+                        &new
+                    } else {
+                        &p
+                    };
+                    rename(from, &target)?;
+                    sync_dir(&b.versions_dir());
+                }
+                remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+                remove_tree(&new).map_err(StoreError::io("remove", &new))?;
+            } else if let Some(n) = name.strip_prefix("commit-") {
+                // Never renamed into place (else it would not be here), and
+                // no older version waits for it: drop it.
+                if !pending.join(format!("commit-old-{n}")).exists() {
+                    remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+                }
             } else if name.starts_with("gc-") {
                 remove_tree(&p).map_err(StoreError::io("remove", &p))?;
             } else if name.starts_with("squash-") {
@@ -590,6 +698,17 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         }
         if v.manifest.body.parent != parent {
             return fail("its parent digest is not the digest of the version below".into());
+        }
+        let cut: Vec<String> = crate::cut::of_layer(&v.layer())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if cut != v.manifest.body.committed {
+            return fail(format!(
+                "its {} does not match its manifest",
+                crate::cut::FILE
+            ));
         }
         if let Some(path) = verify_layer(&v.layer(), &v.manifest, &b.pending_dir())? {
             return fail(format!("/{path} differs from the manifest"));

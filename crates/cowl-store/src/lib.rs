@@ -7,8 +7,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 pub mod boxdir;
 pub mod cache;
+pub mod cut;
 pub mod diff;
 pub mod error;
 pub mod fault;

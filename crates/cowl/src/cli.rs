@@ -2,6 +2,7 @@
 //! system: validating what the user typed is all it does.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
 /// Run an application in a persistent copy-on-write box over the host.
 ///
@@ -86,6 +87,21 @@ pub enum Command {
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).
     Gc(GcArgs),
+    /// Apply the box's changes to the host: adds, modifications, deletions,
+    /// directory replacements, mode changes and symlinks, with your own
+    /// rights.
+    ///
+    /// Each path is written beside its target, synced and renamed over it;
+    /// nothing is resolved through a symlink, so the box cannot make the
+    /// commit write elsewhere. A running box is frozen meanwhile. A host
+    /// file that changed since the box changed it is a conflict: nothing is
+    /// applied unless --force. Committed paths leave the box (it sees the
+    /// host's copy from then on); the commit is recorded as a version, so a
+    /// rollback to before it brings the box's copies back.
+    #[command(
+        after_help = "Examples:\n  cowl commit web --dry-run --all         what would be applied\n  cowl commit web ~/project/report.pdf   one path (and what is below it)\n  cowl commit web --all"
+    )]
+    Commit(CommitArgs),
     /// Flag risky changes in each version: persistence (shell start-up
     /// files, autostart, systemd units, cron, ssh keys, commands that shadow
     /// system ones, LD_PRELOAD, git hooks, udev, sudoers, PAM, kernel
@@ -303,6 +319,29 @@ pub enum SeverityArg {
     Medium,
     High,
     Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Every change of the box (except its own /tmp and /var/tmp).
+    #[arg(long)]
+    pub all: bool,
+    /// Show what would be applied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite host paths that changed since the box changed them.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// Paths as the box sees them (relative ones from the working
+    /// directory); each with everything below it.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Config(a) => config(a),
         Command::Netlog(a) => netlog(a),
         Command::Scan(a) => crate::review::scan(a),
+        Command::Commit(a) => crate::commit::commit(a),
         Command::Ls(a) => ls(a),
         Command::Diff(a) => versions::diff(a),
         Command::Snapshot(a) => versions::snapshot(a),

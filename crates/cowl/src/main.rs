@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod commit;
 mod policy;
 mod review;
 mod versions;

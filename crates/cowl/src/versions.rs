@@ -140,6 +140,9 @@ pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) 
         );
         history::note_stripped(b, &names)?;
     }
+    // What the host held where the box wrote, for `cowl commit` to tell
+    // whether the host changed there since.
+    cowl_store::baseline::record_layer(b, &b.upper())?;
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
