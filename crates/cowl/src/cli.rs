@@ -102,6 +102,16 @@ pub enum Command {
         after_help = "Examples:\n  cowl commit web --dry-run --all         what would be applied\n  cowl commit web ~/project/report.pdf   one path (and what is below it)\n  cowl commit web --all"
     )]
     Commit(CommitArgs),
+    /// Write a version, or the box's whole difference from the host, as a
+    /// tar for forensic tools.
+    ///
+    /// The format is an OCI image layer: deletions are `.wh.NAME` entries,
+    /// directories the box replaced hold a `.wh..wh..opq` entry, extended
+    /// attributes are PAX records. Nothing of the box runs.
+    #[command(
+        after_help = "Examples:\n  cowl export web -o web.tar          everything the box changed\n  cowl export web 3 -o v3.tar         what version 3 changed\n  cowl export web live -o - | tar -tv"
+    )]
+    Export(ExportArgs),
     /// Flag risky changes in each version: persistence (shell start-up
     /// files, autostart, systemd units, cron, ssh keys, commands that shadow
     /// system ones, LD_PRELOAD, git hooks, udev, sudoers, PAM, kernel
@@ -342,6 +352,20 @@ pub struct CommitArgs {
     /// directory); each with everything below it.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The tar file to write (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// A version number, or `live`; default: every version and the live
+    /// layer merged (the box's whole difference from the host).
+    #[arg(value_name = "VERSION")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Netlog(a) => netlog(a),
         Command::Scan(a) => crate::review::scan(a),
         Command::Commit(a) => crate::commit::commit(a),
+        Command::Export(a) => crate::review::export(a),
         Command::Ls(a) => ls(a),
         Command::Diff(a) => versions::diff(a),
         Command::Snapshot(a) => versions::snapshot(a),

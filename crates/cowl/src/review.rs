@@ -285,3 +285,99 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `cowl export`: one version's layer, or the box's whole difference from
+/// the host (every version and the live layer merged), as a tar stream in
+/// the OCI layer format (whiteouts as `.wh.NAME`, opaque directories as
+/// `.wh..wh..opq`, xattrs as PAX records).
+pub fn export(a: crate::cli::ExportArgs) -> Result<i32> {
+    use std::io::Write;
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let _ops = b.ops_lock(false)?;
+    let versions = b.versions()?;
+    let pending = b.pending_dir();
+    let _ = std::fs::create_dir(&pending);
+    // The layer to write, and a merged copy to remove afterwards.
+    let (layer, scratch) = match a.version.as_deref() {
+        Some("live") => (b.upper(), None),
+        Some(v) => {
+            let n: u64 = v.parse().map_err(|_| {
+                usage(format!(
+                    "{v:?} is not a version: give a version number or `live`"
+                ))
+            })?;
+            let v = versions.iter().find(|x| x.number == n).ok_or_else(|| {
+                usage(format!(
+                    "box {name} has no version {n} (`cowl log {name}` lists them)"
+                ))
+            })?;
+            (v.layer(), None)
+        }
+        None => {
+            let mut layers: Vec<PathBuf> = versions.iter().map(Version::layer).collect();
+            if b.upper().is_dir() {
+                layers.push(b.upper());
+            }
+            let roots: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+            let _opened = cowl_store::layer::open_for_reading(&pending, &roots);
+            let dir = pending.join(format!("export-{}", std::process::id()));
+            cowl_store::boxdir::remove_tree(&dir)?;
+            std::fs::create_dir(&dir)?;
+            let merged = dir.join("layer");
+            if let Err(e) = cowl_store::squash::merge(&layers, &merged) {
+                let _ = cowl_store::boxdir::remove_tree(&dir);
+                return Err(e.into());
+            }
+            (merged, Some(dir))
+        }
+    };
+    let result = (|| -> Result<cowl_store::layertar::LayerTarStats> {
+        let every = [layer.as_path()];
+        let _opened = cowl_store::layer::open_for_reading(&pending, &every);
+        if a.output == Path::new("-") {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            return Ok(cowl_store::layertar::write_layer_tar(&layer, out)?);
+        }
+        // Beside the target, renamed over it when complete.
+        let tmp = a.output.with_file_name(format!(
+            ".{}.cowl-{}",
+            a.output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::new(f);
+        let stats = match cowl_store::layertar::write_layer_tar(&layer, &mut out) {
+            Ok(s) => s,
+            Err(e) => {
+                drop(out);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        };
+        out.flush()?;
+        out.get_ref().sync_all()?;
+        drop(out);
+        std::fs::rename(&tmp, &a.output)
+            .with_context(|| format!("cannot write {}", a.output.display()))?;
+        Ok(stats)
+    })();
+    if let Some(dir) = scratch {
+        let _ = cowl_store::boxdir::remove_tree(&dir);
+    }
+    let stats = result?;
+    if a.output != Path::new("-") {
+        eprintln!(
+            "cowl: wrote {} ({} entries, {} bytes of content)",
+            a.output.display(),
+            stats.entries,
+            stats.bytes
+        );
+    }
+    Ok(0)
+}

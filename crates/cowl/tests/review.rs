@@ -244,3 +244,70 @@ fn system_persistence_is_found_in_a_system_box() {
     assert_eq!(fb["first_bad"], 1);
     assert_eq!(fb["rollback_to"], 0);
 }
+
+fn tar_list(file: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_success(&out, "tar -tf");
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn export_writes_a_version_or_the_whole_difference_as_a_tar() {
+    let w = World::new("export");
+    std::fs::write(w.host().join("gone"), "host\n").unwrap();
+    std::fs::create_dir_all(w.host().join("dir")).unwrap();
+    std::fs::write(w.host().join("dir/old"), "host\n").unwrap();
+    w.ok("b", "echo one > a; rm gone");
+    w.ok(
+        "b",
+        "echo two > b; rm -r dir; mkdir dir; echo new > dir/new",
+    );
+    let rel = w.host().strip_prefix("/").unwrap().display().to_string();
+    let all = w.dir.join("all.tar");
+    assert_success(
+        &w.cmd(&["export", "b", "-o", all.to_str().unwrap()]),
+        "export",
+    );
+    let names = tar_list(&all);
+    for want in [
+        format!("{rel}/a"),
+        format!("{rel}/b"),
+        format!("{rel}/.wh.gone"),
+        format!("{rel}/dir/.wh..wh..opq"),
+        format!("{rel}/dir/new"),
+    ] {
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in {names:#?}"
+        );
+    }
+    assert!(names
+        .iter()
+        .all(|n| !n.starts_with('/') && !n.split('/').any(|c| c == "..")));
+    // Only version 1.
+    let v1 = w.dir.join("v1.tar");
+    assert_success(
+        &w.cmd(&["export", "b", "1", "-o", v1.to_str().unwrap()]),
+        "export 1",
+    );
+    let names = tar_list(&v1);
+    assert!(names.iter().any(|n| n == &format!("{rel}/a")), "{names:#?}");
+    assert!(!names.iter().any(|n| n.ends_with("/b")), "{names:#?}");
+    // Content is the box's.
+    let out = std::process::Command::new("tar")
+        .args(["-xOf", v1.to_str().unwrap(), &format!("{rel}/a")])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "one\n");
+    // The store is left clean, and a missing version is a usage error.
+    let pending = w.store.join("boxes/b/pending");
+    assert!(std::fs::read_dir(&pending)
+        .map(|r| r.count() == 0)
+        .unwrap_or(true));
+    let out = w.cmd(&["export", "b", "7", "-o", v1.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
