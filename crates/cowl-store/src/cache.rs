@@ -33,8 +33,13 @@ fn digest_of(b: &BoxDir, n: u64) -> Option<String> {
     fs::read_to_string(b.path().join("versions").join(n.to_string()).join("digest")).ok()
 }
 
-/// Whether any version is a commit with a cut.
+/// Whether any version is a commit with a cut. A box that never had one
+/// (no `cuts` flag, set by the first commit) costs one look-up, not one
+/// per version.
 fn has_cuts(b: &BoxDir, ns: &[u64]) -> bool {
+    if !b.path().join(crate::cut::FLAG).exists() {
+        return false;
+    }
     ns.iter().any(|n| {
         b.path()
             .join("versions")

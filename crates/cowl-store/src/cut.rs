@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// The file beside a version's layer that lists its cut.
 pub const FILE: &str = "committed.json";
 
+/// In the box directory: some version may have a cut.
+pub const FLAG: &str = "cuts";
+
 /// The cut of the version whose layer is `layer`, if it has one.
 pub fn of_layer(layer: &Path) -> Option<BTreeSet<PathBuf>> {
     let text = std::fs::read(layer.with_file_name(FILE)).ok()?;

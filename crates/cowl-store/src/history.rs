@@ -430,6 +430,7 @@ pub fn record_commit(
     )?;
     write_atomic(&stage.join("digest"), manifest.digest.as_bytes())?;
     sync_dir(&stage);
+    write_atomic(&b.path().join(crate::cut::FLAG), b"")?;
     let target = b.versions_dir().join(number.to_string());
     if into.is_some() {
         let old = pending.join(format!("commit-old-{number}"));

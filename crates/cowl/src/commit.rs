@@ -251,7 +251,9 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
                     }
                     Err(e) => {
                         // What is applied stays applied; record it first.
-                        let _ = finish(&b, &upper, running, &cut, report.applied.len());
+                        if !report.applied.is_empty() {
+                            let _ = finish(&b, &upper, running, &cut, report.applied.len());
+                        }
                         return Err(e.context(format!(
                             "cannot commit {} ({} path(s) before it were committed)",
                             c.path.display(),
