@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod commit;
+mod freeze;
 mod policy;
 mod review;
 mod versions;
