@@ -7,27 +7,36 @@ use cowl_sandbox::sys;
 use std::path::Path;
 
 /// Every process of a running box, stopped (SIGSTOP) until dropped.
+/// Processes are held by pidfd, so a signal never reaches a later process
+/// that reused a pid; SIGINT, SIGTERM, SIGHUP and SIGQUIT wait until the box
+/// runs again, so that Ctrl-C does not leave it stopped.
 pub struct Frozen {
-    pids: Vec<i32>,
+    /// pid, pidfd, and whether it was stopped before (left so).
+    members: Vec<(i32, std::os::fd::OwnedFd, bool)>,
+    mask: libc::sigset_t,
 }
 
 impl Frozen {
     pub fn freeze(init: i32) -> Result<Frozen> {
         let ns = std::fs::read_link(format!("/proc/{init}/ns/pid"))
             .context("cannot read the box's pid namespace")?;
-        let mut f = Frozen { pids: Vec::new() };
+        let mask = sys::block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT]);
+        let mut f = Frozen {
+            members: Vec::new(),
+            mask,
+        };
         // Init first, and wait for it: it forwards signals to the app, and a
         // SIGCONT it forwards late must not wake what we stop next.
-        sys::kill(init, libc::SIGSTOP).context("cannot stop the box's init")?;
-        f.pids.push(init);
+        if !f.stop(init, &ns) {
+            bail!("cannot stop the box's init (pid {init})");
+        }
         f.wait()?;
         // Stop what is there until nothing new appears: a process forked
         // between two passes is found by the next.
         loop {
             let mut new = 0;
             for pid in pids_in(&ns) {
-                if !f.pids.contains(&pid) && sys::kill(pid, libc::SIGSTOP).is_ok() {
-                    f.pids.push(pid);
+                if !f.members.iter().any(|m| m.0 == pid) && f.stop(pid, &ns) {
                     new += 1;
                 }
             }
@@ -39,11 +48,32 @@ impl Frozen {
         Ok(f)
     }
 
+    /// Opens `pid`, checks it is (still) in the box, and stops it.
+    fn stop(&mut self, pid: i32, ns: &Path) -> bool {
+        let Ok(fd) = sys::pidfd_open(pid) else {
+            return false;
+        };
+        // The pid may have been reused before the open: the descriptor
+        // names whatever has it now, so check that one.
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).map_or(true, |l| l.as_path() != ns) {
+            return false;
+        }
+        let before = stopped(pid, false) && is_alive(pid);
+        use std::os::fd::AsRawFd;
+        if sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGSTOP).is_err() {
+            return false;
+        }
+        self.members.push((pid, fd, before));
+        true
+    }
+
     /// Waits until each has stopped (a signal is delivered asynchronously),
     /// asking again now and then.
     fn wait(&self) -> Result<()> {
+        use std::os::fd::AsRawFd;
         let start = std::time::Instant::now();
-        for &pid in &self.pids {
+        for (pid, fd, _) in &self.members {
+            let pid = *pid;
             let mut tries = 0u32;
             // A syscall in progress in an uninterruptible wait completes
             // before the process stops: give it time, unless it stays
@@ -59,7 +89,7 @@ impl Frozen {
                 }
                 tries += 1;
                 if [20, 40, 60, 80, 100].contains(&tries) || tries > 100 && tries & 31 == 0 {
-                    let _ = sys::kill(pid, libc::SIGSTOP);
+                    let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGSTOP);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -70,11 +100,25 @@ impl Frozen {
 
 impl Drop for Frozen {
     fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
         // Init last, so that what it forwards finds everything running.
-        for &pid in self.pids.iter().rev() {
-            let _ = sys::kill(pid, libc::SIGCONT);
+        for (_, fd, was_stopped) in self.members.iter().rev() {
+            if !was_stopped {
+                let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGCONT);
+            }
         }
+        sys::set_signal_mask(&self.mask);
     }
+}
+
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next()),
+            Some('Z' | 'X')
+        )
+    })
 }
 
 fn pids_in(ns: &Path) -> Vec<i32> {
