@@ -454,6 +454,54 @@ pub fn record_commit(
     Ok(number)
 }
 
+/// Notes, before a commit writes anything on the host, the prefix of its
+/// temporary entries and the host directories they go into; `recover`
+/// removes what a commit that died left there. Returns the note's path
+/// (the commit removes it when done).
+pub fn note_commit_intent(
+    b: &BoxDir,
+    prefix: &str,
+    dirs: &[PathBuf],
+) -> Result<PathBuf, StoreError> {
+    let pending = b.pending_dir();
+    mkdir(&pending)?;
+    let p = pending.join("commit-intent.json");
+    write_atomic(
+        &p,
+        &serde_json::to_vec(&serde_json::json!({"prefix": prefix, "dirs": dirs}))
+            .unwrap_or_default(),
+    )?;
+    Ok(p)
+}
+
+/// Removes the temporary entries a commit that died left on the host.
+fn recover_commit_intent(p: &Path) -> Result<(), StoreError> {
+    let note: serde_json::Value = fs::read(p)
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default();
+    let prefix = note["prefix"].as_str().unwrap_or_default();
+    // Only cowl's own names: never anything else in those directories.
+    if prefix.starts_with(".cowl-commit-") && prefix.len() > ".cowl-commit-".len() {
+        for d in note["dirs"].as_array().into_iter().flatten() {
+            let Some(d) = d.as_str() else { continue };
+            let Ok(rd) = fs::read_dir(d) else { continue };
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
+                    let q = e.path();
+                    let r = match fs::symlink_metadata(&q) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&q),
+                        Ok(_) => fs::remove_file(&q),
+                        Err(_) => Ok(()),
+                    };
+                    r.map_err(StoreError::io("remove", &q))?;
+                }
+            }
+        }
+    }
+    fs::remove_file(p).map_err(StoreError::io("remove", p))
+}
+
 /// Files whose privilege bits cowl stripped from the live layer since the
 /// last snapshot (relative to `/`).
 fn read_stripped(b: &BoxDir) -> Vec<String> {
@@ -624,6 +672,8 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
                     // The live layer never left: nothing happened.
                     remove_tree(&p).map_err(StoreError::io("remove", &p))?;
                 }
+            } else if name == "commit-intent.json" {
+                recover_commit_intent(&p)?;
             } else if let Some(n) = name.strip_prefix("commit-old-") {
                 // A commit was replacing version n: finish or undo it.
                 let target = b.versions_dir().join(n);

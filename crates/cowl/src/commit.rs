@@ -233,6 +233,21 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
                 })
             })
     };
+    // If cowl dies mid-way, the next operation on the box removes the
+    // temporary entries it left beside its targets.
+    let intent = if a.dry_run {
+        None
+    } else {
+        let dirs: BTreeSet<PathBuf> = selected
+            .iter()
+            .filter_map(|c| c.path.parent().map(Path::to_path_buf))
+            .collect();
+        Some(history::note_commit_intent(
+            &b,
+            &format!(".cowl-commit-{}-", std::process::id()),
+            &dirs.into_iter().collect::<Vec<_>>(),
+        )?)
+    };
     let root = sys::openat(None, Path::new("/"), libc::O_DIRECTORY | libc::O_RDONLY, 0)
         .context("cannot open /")?;
     let named: BTreeSet<&Path> = selected
@@ -310,6 +325,9 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
         }
     } else if let Some(e) = failure {
         return Err(e);
+    }
+    if let Some(p) = intent {
+        let _ = std::fs::remove_file(p);
     }
     print(&report, a.json, name.as_str())?;
     Ok(if report.skipped.is_empty() { 0 } else { 1 })
@@ -655,6 +673,7 @@ fn apply(root: &OwnedFd, c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(
                 copy_user_xattrs(&src, &out);
                 set_owner_mode_times(out.as_raw_fd(), &md, true)?;
                 out.sync_all()?;
+                cowl_store::fault::point("commit:temp-written");
                 put_in_place(&dir, &tmp, &name)
             })();
             if r.is_err() {

@@ -473,3 +473,42 @@ fn risky_changes_need_allow_risky() {
     );
     assert!(w.host().join("repo/.git/hooks/post-checkout").exists());
 }
+
+/// cowl killed with a temporary file written beside its target: the next
+/// operation on the box removes it, and the commit can be done again.
+#[test]
+fn a_commit_killed_midway_leaves_nothing_behind() {
+    let w = World::new("commit-killed");
+    w.ok("b", "echo one > a; echo two > b");
+    let out = w
+        .cowl()
+        .env("COWL_FAULT", "commit:temp-written")
+        .args(["commit", "--all", "b"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let temps = || {
+        std::fs::read_dir(w.host())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".cowl-commit-"))
+            .count()
+    };
+    assert_eq!(
+        temps(),
+        1,
+        "the fault point is after a temporary file is written"
+    );
+    assert_success(&w.cmd(&["commit", "--dry-run", "--all", "b"]), "dry run");
+    assert_eq!(temps(), 0);
+    assert_success(&w.cmd(&["commit", "--all", "b"]), "commit again");
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("a")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("b")).unwrap(),
+        "two\n"
+    );
+    assert_eq!(temps(), 0);
+}
