@@ -16,6 +16,8 @@ pub mod history;
 pub mod home;
 pub mod journal;
 pub mod layer;
+pub mod layerimport;
+pub mod layertar;
 pub mod manifest;
 pub mod name;
 pub mod privilege;
