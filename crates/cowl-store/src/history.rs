@@ -505,7 +505,8 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
                     // The live layer never left: nothing happened.
                     remove_tree(&p).map_err(StoreError::io("remove", &p))?;
                 }
-            } else if name.starts_with("gc-") {
+            } else if name.starts_with("gc-") || name.starts_with("pull-") {
+                // A pull's stage is complete only once renamed into versions/.
                 remove_tree(&p).map_err(StoreError::io("remove", &p))?;
             } else if name.starts_with("squash-") {
                 crate::squash::recover_squash(b, &p)?;

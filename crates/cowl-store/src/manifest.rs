@@ -243,6 +243,32 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The overlay's own bookkeeping attributes: where a copied-up entry came
+/// from (`origin`, `uuid`) and which directories hold such entries
+/// (`impure`). They describe the lower filesystem of the machine that made
+/// the layer, mean nothing anywhere else, and are never carried to a mirror
+/// (see `layertar`); unlike `opaque`, `redirect` or `metacopy` they do not
+/// change what the layer shows.
+pub fn is_overlay_bookkeeping(name: &str) -> bool {
+    matches!(
+        name,
+        "user.overlay.origin" | "user.overlay.uuid" | "user.overlay.impure"
+    )
+}
+
+/// Two entries are the same, the overlay's bookkeeping aside.
+fn same_entry(x: &Entry, y: &Entry) -> bool {
+    if x == y {
+        return true;
+    }
+    let strip = |e: &Entry| {
+        let mut e = e.clone();
+        e.xattrs.retain(|k, _| !is_overlay_bookkeeping(k));
+        e
+    };
+    strip(x) == strip(y)
+}
+
 /// Checks a frozen layer against its manifest: same entries, same content.
 /// Returns the first path that differs.
 /// `record_dir` keeps the note of directories opened for reading meanwhile.
@@ -260,7 +286,7 @@ pub fn verify_layer(
     loop {
         match (a.next(), b.next()) {
             (None, None) => return Ok(None),
-            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) if same_entry(x, y) => continue,
             (Some(x), Some(y)) => {
                 return Ok(Some(if x.path <= y.path {
                     x.path.clone()

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod mirror;
 mod policy;
 mod versions;
 
