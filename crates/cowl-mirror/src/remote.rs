@@ -340,19 +340,30 @@ impl Remote {
                 });
                 sink.tx = None;
                 let uploaded = rt.block_on(task);
-                let (t, key) = produced?;
-                match uploaded {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(self.remote_err("upload", &tmp_key)(e)),
-                    Err(e) => {
-                        return Err(MirrorError::Remote {
-                            op: "upload",
-                            key: tmp_key,
-                            url: self.url.clone(),
-                            message: e.to_string(),
-                        })
-                    }
+                let upload_err = match uploaded {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(self.remote_err("upload", &tmp_key)(e)),
+                    Err(e) => Some(MirrorError::Remote {
+                        op: "upload",
+                        key: tmp_key.clone(),
+                        url: self.url.clone(),
+                        message: e.to_string(),
+                    }),
+                };
+                // The store's own error says more than the broken pipe the
+                // producer saw.
+                if let Some(e) = upload_err {
+                    return Err(e);
                 }
+                let (t, key) = match produced {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // The upload was completed with what there was: drop it.
+                        let tmp = self.key(&tmp_key);
+                        let _ = rt.block_on(store.delete(&tmp));
+                        return Err(e);
+                    }
+                };
                 let from = self.key(&tmp_key);
                 let to = self.key(&key);
                 rt.block_on(async {
@@ -395,14 +406,14 @@ impl Remote {
             }
             Kind::S3 { store, rt, .. } => {
                 let loc = self.key(key);
-                let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(4);
+                let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
                 let store2 = Arc::clone(store);
                 let task = rt.spawn(async move {
                     use futures_util::StreamExt;
                     let r = match store2.get(&loc).await {
                         Ok(r) => r,
                         Err(e) => {
-                            let _ = tx.send(Err(std::io::Error::other(e)));
+                            let _ = tx.send(Err(std::io::Error::other(e))).await;
                             return;
                         }
                     };
@@ -411,7 +422,7 @@ impl Remote {
                         let item = item.map_err(std::io::Error::other);
                         let failed = item.is_err();
                         // The reader went away: stop.
-                        if tx.send(item).is_err() || failed {
+                        if tx.send(item).await.is_err() || failed {
                             return;
                         }
                     }
@@ -468,17 +479,17 @@ impl Write for ChannelWriter {
 
 /// Reads the chunks the downloading task sends.
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     cur: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.cur = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.cur.len());

@@ -7,8 +7,8 @@ use cowl_mirror::{MirrorError, Remote};
 use std::io::{Read, Write};
 
 fn endpoint() -> String {
-    let ep = std::env::var("COWL_TEST_S3_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:9417".into());
+    let ep =
+        std::env::var("COWL_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9417".into());
     let hostport = ep.trim_start_matches("http://").to_owned();
     if std::net::TcpStream::connect(&hostport).is_err() {
         panic!("no S3-compatible server at {ep}: run scripts/test, which installs and starts one (moto) on 127.0.0.1:9417");
@@ -39,7 +39,8 @@ fn the_index_is_replaced_only_if_nobody_changed_it_meanwhile() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "cowltest");
     std::env::set_var("AWS_REGION", "us-east-1");
     let r = Remote::open(&format!("s3://{bucket}/m")).unwrap();
-    r.replace("index.json", b"one".to_vec(), None, true).unwrap();
+    r.replace("index.json", b"one".to_vec(), None, true)
+        .unwrap();
     // Made meanwhile by someone else: a second "create" is refused.
     let e = r.replace("index.json", b"two".to_vec(), None, true);
     assert!(matches!(e, Err(MirrorError::Refused(_))), "{e:?}");
@@ -52,6 +53,10 @@ fn the_index_is_replaced_only_if_nobody_changed_it_meanwhile() {
     assert!(matches!(e, Err(MirrorError::Refused(_))), "{e:?}");
     let now = r.get_small("index.json", 1024).unwrap().unwrap();
     assert_eq!(now.data, b"other");
-    r.replace("index.json", b"mine".to_vec(), now.etag, false).unwrap();
-    assert_eq!(r.get_small("index.json", 1024).unwrap().unwrap().data, b"mine");
+    r.replace("index.json", b"mine".to_vec(), now.etag, false)
+        .unwrap();
+    assert_eq!(
+        r.get_small("index.json", 1024).unwrap().unwrap().data,
+        b"mine"
+    );
 }
