@@ -3,7 +3,9 @@
 //! it leaves inside holds no device node but whiteouts, no setuid or setgid
 //! file and no extended attribute but plain `user.*` ones and the opaque mark.
 //!
-//! cargo fuzz run import_layer ../crates/cowl/tests/fixtures/hostile
+//! Seed a corpus with the tests' hostile archives, then run it:
+//!   mkdir -p corpus/import_layer && cp ../crates/cowl/tests/fixtures/hostile/*.tar corpus/import_layer/
+//!   cargo +nightly fuzz run import_layer corpus/import_layer
 #![no_main]
 
 use cowl_store::layerimport::{import_layer_tar, ImportLimits};

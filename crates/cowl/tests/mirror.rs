@@ -619,3 +619,52 @@ fn push_and_pull_through_a_real_s3_server() {
     let r = json_of(&out, "pull with ~/.aws files");
     assert_eq!(r["versions_pulled"], 3, "{r}");
 }
+
+#[test]
+fn a_system_box_keeps_its_owners_through_a_mirror_and_only_root_restores_it() {
+    let w = World::new("mirror-system");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    let other = w.dir.join("other-store");
+    if !is_root() {
+        w.ok("b", "echo one > a");
+        assert_success(&w.cmd(&["push", "b", m]), "push");
+        let index = mirror.join("index.json");
+        let text = std::fs::read_to_string(&index).unwrap();
+        std::fs::write(&index, text.replace("\"rootless\"", "\"system\"")).unwrap();
+        let out = cmd_in(&w, &other, &["pull", m]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("only root"), "{}", stderr(&out));
+        assert!(!other.join("boxes/b").exists());
+        return;
+    }
+    let out = w
+        .cowl()
+        .args([
+            "run",
+            "--system",
+            "s",
+            "--",
+            "sh",
+            "-c",
+            "echo x > owned; chown 1234:5678 owned; mkdir d; chown 42:43 d",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "system run");
+    assert_success(&w.cmd(&["push", "s", m]), "push");
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull");
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_eq!(digests(&w, &w.store, "s"), digests(&w, &other, "s"));
+    assert_success(&cmd_in(&w, &other, &["verify", "s"]), "verify");
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args([
+            "run", "--system", "s", "--", "stat", "-c", "%u:%g", "owned", "d",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "run the pulled system box");
+    assert_eq!(stdout(&out), "1234:5678\n42:43\n");
+}
