@@ -399,6 +399,7 @@ fn pull_version(
         let _ = remove_tree(&stage);
         return Err(e);
     }
+    cowl_store::fault::point("pull:layer-extracted");
     progress.blob_done();
     let target = b.path().join("versions").join(w.number.to_string());
     if target.exists() {
@@ -413,6 +414,7 @@ fn pull_version(
     if let Ok(d) = std::fs::File::open(b.path().join("versions")) {
         let _ = d.sync_all();
     }
+    cowl_store::fault::point("pull:version-in-place");
     cowl_store::journal::append(
         &b.path().join("journal.jsonl"),
         "pull",
