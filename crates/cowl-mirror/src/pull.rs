@@ -16,7 +16,7 @@ use crate::remote::Remote;
 use crate::MirrorError;
 use cowl_store::boxdir::{remove_tree, write_atomic};
 use cowl_store::layerimport::{import_layer_tar, ImportLimits};
-use cowl_store::manifest::{verify_layer, Manifest};
+use cowl_store::manifest::{owner_map_text, verify_layer_mapped, Manifest, OwnerMap};
 use cowl_store::{BoxDir, BoxName, Mode, Store, StoreError};
 use serde::Serialize;
 use std::io::Read;
@@ -307,6 +307,24 @@ fn has_changes(dir: &std::path::Path) -> bool {
     })
 }
 
+/// For a rootless box made by another user: the manifest's one owner, and
+/// the caller, whose files the pulled layer holds.
+fn owner_map(b: &BoxDir, m: &Manifest) -> Option<OwnerMap> {
+    if b.settings.mode != Mode::Rootless {
+        return None;
+    }
+    let mut owners = m.body.entries.iter().map(|e| (e.uid, e.gid));
+    let first = owners.next()?;
+    if owners.any(|o| o != first) {
+        return None;
+    }
+    let me = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    (first != me).then_some((first, me))
+}
+
 /// Fetches a version's cowl manifest, checks its blob digest, decrypts and
 /// decompresses it (capped).
 fn fetch_manifest(
@@ -382,7 +400,14 @@ fn pull_version(
         }
         report.blobs_received += 1;
         report.bytes_received += size;
-        if let Some(path) = verify_layer(&stage.join("layer"), m, &pending)? {
+        let map = owner_map(b, m);
+        if let Some(map) = map {
+            write_atomic(
+                &stage.join(cowl_store::manifest::OWNER_MAP),
+                owner_map_text(map).as_bytes(),
+            )?;
+        }
+        if let Some(path) = verify_layer_mapped(&stage.join("layer"), m, &pending, map)? {
             return Err(MirrorError::Verify(format!(
                 "version {}: /{path} is not what its manifest says",
                 w.number

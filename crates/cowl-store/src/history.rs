@@ -9,7 +9,7 @@
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::diff::{diff_stacks, layer_paths, ChangeKind, DiffRules};
 use crate::fault::point;
-use crate::manifest::{scan_layer, verify_layer, Made, Manifest, ManifestBody, Totals};
+use crate::manifest::{scan_layer, Made, Manifest, ManifestBody, Totals};
 use crate::stack::Stack;
 use crate::{BoxDir, StoreError};
 use std::collections::BTreeSet;
@@ -566,7 +566,10 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         if v.manifest.body.parent != parent {
             return fail("its parent digest is not the digest of the version below".into());
         }
-        if let Some(path) = verify_layer(&v.layer(), &v.manifest, &b.pending_dir())? {
+        let map = crate::manifest::read_owner_map(&v.dir);
+        if let Some(path) =
+            crate::manifest::verify_layer_mapped(&v.layer(), &v.manifest, &b.pending_dir(), map)?
+        {
             return fail(format!("/{path} differs from the manifest"));
         }
         parent = Some(v.manifest.digest.clone());

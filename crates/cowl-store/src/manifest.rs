@@ -277,6 +277,52 @@ pub fn verify_layer(
     m: &Manifest,
     record_dir: &Path,
 ) -> Result<Option<String>, StoreError> {
+    verify_layer_mapped(root, m, record_dir, None)
+}
+
+/// The owner (uid, gid) a version's manifest records, and the owner its
+/// layer has on this machine: a rootless box pulled by another user holds
+/// that user's files under manifests (and digests) made by the first.
+pub type OwnerMap = ((u32, u32), (u32, u32));
+
+/// The file beside a version's manifest that records its `OwnerMap`.
+pub const OWNER_MAP: &str = "owner-map";
+
+/// Reads a version directory's owner map (`UID:GID UID:GID`), if any.
+pub fn read_owner_map(version_dir: &Path) -> Option<OwnerMap> {
+    let text = std::fs::read_to_string(version_dir.join(OWNER_MAP)).ok()?;
+    let pair = |s: &str| -> Option<(u32, u32)> {
+        let (u, g) = s.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    };
+    let mut it = text.split_whitespace();
+    Some((pair(it.next()?)?, pair(it.next()?)?))
+}
+
+/// The text of an owner map file.
+pub fn owner_map_text(((fu, fg), (tu, tg)): OwnerMap) -> String {
+    format!("{fu}:{fg} {tu}:{tg}\n")
+}
+
+/// Like `verify_layer`, with the manifest's owner read through `map`.
+pub fn verify_layer_mapped(
+    root: &Path,
+    m: &Manifest,
+    record_dir: &Path,
+    map: Option<OwnerMap>,
+) -> Result<Option<String>, StoreError> {
+    let mapped = |e: &Entry| -> Entry {
+        let mut e = e.clone();
+        if let Some(((fu, fg), (tu, tg))) = map {
+            if e.uid == fu {
+                e.uid = tu;
+            }
+            if e.gid == fg {
+                e.gid = tg;
+            }
+        }
+        e
+    };
     let opened = crate::layer::open_for_reading(record_dir, &[root]);
     let mut now = scan_layer(root)?;
     opened.correct(root, &mut now);
@@ -289,7 +335,7 @@ pub fn verify_layer(
     loop {
         match (a.next(), b.next()) {
             (None, None) => return Ok(None),
-            (Some(x), Some(y)) if same_entry(x, y) => continue,
+            (Some(x), Some(y)) if same_entry(x, &mapped(y)) => continue,
             (Some(x), Some(y)) => {
                 return Ok(Some(if x.path <= y.path {
                     x.path.clone()

@@ -748,3 +748,72 @@ fn an_interrupted_pull_keeps_complete_versions_and_the_next_pull_resumes() {
         .unwrap_or_default();
     assert!(left.is_empty(), "left in pending/: {left:?}");
 }
+
+#[test]
+fn a_rootless_box_pushed_by_one_user_is_restored_by_another() {
+    let w = World::new("mirror-otheruser");
+    w.ok("b", "echo one > a; mkdir d");
+    if !is_root() {
+        // Only root can act as a second user here; as the same user, a pull
+        // maps no owner.
+        let mirror = base_mirror(&w, "mirror");
+        let other = w.dir.join("other-store");
+        assert_success(
+            &cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]),
+            "pull",
+        );
+        assert!(!other.join("boxes/b/versions/1/owner-map").exists());
+        assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+        return;
+    }
+    // Somewhere the second user can reach (not root's home), with its own
+    // copy of the binary.
+    let base = PathBuf::from(format!("/tmp/cowl-otheruser-{}", std::process::id()));
+    remove_tree(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mirror = base.join("mirror");
+    assert_success(
+        &w.cmd(&["push", "b", mirror.to_str().unwrap()]),
+        "push as root",
+    );
+    let bin = base.join("cowl");
+    std::fs::copy(cowl_bin(), &bin).unwrap();
+    let store = base.join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::os::unix::fs::chown(&store, Some(12345), Some(12345)).unwrap();
+    let as_other = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=12345", "--regid=12345", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .env("COWL_HOME", &store)
+            .env("HOME", &base)
+            .current_dir(&base)
+            .output()
+            .unwrap()
+    };
+    let r = json_of(
+        &as_other(&["pull", "--json", mirror.to_str().unwrap()]),
+        "pull as uid 12345",
+    );
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_success(&as_other(&["verify", "b"]), "verify as uid 12345");
+    let theirs: Vec<String> = json_of(&as_other(&["log", "--json", "b"]), "log")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(theirs, digests(&w, &w.store, "b"));
+    let v1 = store.join("boxes/b/versions/1");
+    assert_eq!(
+        std::fs::read_to_string(v1.join("owner-map")).unwrap(),
+        "0:0 12345:12345\n"
+    );
+    let a = w.host().join("a");
+    let pulled = v1.join("layer").join(a.strip_prefix("/").unwrap());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&pulled).unwrap().uid(), 12345);
+    remove_tree(&base);
+}
