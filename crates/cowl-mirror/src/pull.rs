@@ -418,6 +418,14 @@ fn pull_version(
             &serde_json::to_vec_pretty(m).unwrap_or_default(),
         )?;
         write_atomic(&stage.join("digest"), m.digest.as_bytes())?;
+        if !m.body.committed.is_empty() {
+            // A version of `cowl commit`: its cut travels in its manifest.
+            write_atomic(
+                &stage.join(cowl_store::cut::FILE),
+                &serde_json::to_vec(&m.body.committed).unwrap_or_default(),
+            )?;
+            write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
+        }
         Ok(())
     })();
     if let Err(e) = outcome {

@@ -105,6 +105,84 @@ pub fn symlinkat(target: &Path, dir: RawFd, name: &Path) -> io::Result<()> {
     cvt(unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) }).map(drop)
 }
 
+/// `renameat2(2)` within one directory pair; `flags`: `RENAME_EXCHANGE`,
+/// `RENAME_NOREPLACE` or 0.
+pub fn renameat2(
+    from_dir: RawFd,
+    from: &Path,
+    to_dir: RawFd,
+    to: &Path,
+    flags: u32,
+) -> io::Result<()> {
+    let f = cpath(from)?;
+    let t = cpath(to)?;
+    // SAFETY: valid C strings for the duration of the call.
+    cvt(unsafe { libc::renameat2(from_dir, f.as_ptr(), to_dir, t.as_ptr(), flags) }).map(drop)
+}
+
+/// `unlinkat(2)`; `dir_entry`: remove an (empty) directory.
+pub fn unlinkat(dir: RawFd, name: &Path, dir_entry: bool) -> io::Result<()> {
+    let c = cpath(name)?;
+    let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::unlinkat(dir, c.as_ptr(), flags) }).map(drop)
+}
+
+/// `mkfifoat(3)`.
+pub fn mkfifoat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cpath(name)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::mkfifoat(dir, c.as_ptr(), mode) }).map(drop)
+}
+
+/// What `fstatat(2)` says of `name` in `dir`, not following a symlink:
+/// `(mode, size, mtime seconds, mtime nanoseconds, inode, device)`.
+pub fn lstatat(dir: RawFd, name: &Path) -> io::Result<(u32, u64, i64, i64, u64, u64)> {
+    let c = cpath(name)?;
+    // SAFETY: stat is plain data; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and a stat buffer we own.
+    cvt(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok((
+        st.st_mode,
+        st.st_size as u64,
+        st.st_mtime,
+        st.st_mtime_nsec,
+        st.st_ino,
+        st.st_dev,
+    ))
+}
+
+/// `futimens(2)`: sets the access and modification times.
+pub fn futimens(fd: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
+    let t = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    };
+    let times = [t, t];
+    // SAFETY: two timespecs, as the call reads.
+    cvt(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)
+}
+
+/// `readlinkat(2)`.
+pub fn readlinkat(dir: RawFd, name: &Path) -> io::Result<std::path::PathBuf> {
+    let c = cpath(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: the buffer is ours and its length is passed.
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = cvt(n)? as usize;
+    buf.truncate(n);
+    Ok(std::path::PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf),
+    ))
+}
+
+/// `fsync(2)`.
+pub fn fsync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor.
+    cvt(unsafe { libc::fsync(fd) }).map(drop)
+}
+
 /// `fchmod(2)`.
 pub fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
     // SAFETY: plain syscall on a descriptor.

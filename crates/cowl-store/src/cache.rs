@@ -33,6 +33,22 @@ fn digest_of(b: &BoxDir, n: u64) -> Option<String> {
     fs::read_to_string(b.path().join("versions").join(n.to_string()).join("digest")).ok()
 }
 
+/// Whether any version is a commit with a cut. A box that never had one
+/// (no `cuts` flag, set by the first commit) costs one look-up, not one
+/// per version.
+fn has_cuts(b: &BoxDir, ns: &[u64]) -> bool {
+    if !b.path().join(crate::cut::FLAG).exists() {
+        return false;
+    }
+    ns.iter().any(|n| {
+        b.path()
+            .join("versions")
+            .join(n.to_string())
+            .join(crate::cut::FILE)
+            .exists()
+    })
+}
+
 fn cache_of(b: &BoxDir) -> Option<String> {
     fs::read_to_string(b.path().join("cache/of")).ok()
 }
@@ -41,12 +57,21 @@ fn cache_of(b: &BoxDir) -> Option<String> {
 /// the newest version, else every version. `COWL_RUN_CACHE=off` stacks the
 /// versions themselves (to compare the two).
 pub fn run_layers(b: &BoxDir) -> Result<Vec<PathBuf>, StoreError> {
-    if std::env::var_os("COWL_RUN_CACHE").is_some_and(|v| v == "off") {
+    let ns = numbers(b);
+    let cuts = has_cuts(b, &ns);
+    if !cuts && std::env::var_os("COWL_RUN_CACHE").is_some_and(|v| v == "off") {
         return b.version_layers();
     }
-    let ns = numbers(b);
     if let Some(&top) = ns.last() {
-        if ns.len() >= MIN_VERSIONS && cache_of(b).is_some() && cache_of(b) == digest_of(b, top) {
+        if cuts && cache_of(b) != digest_of(b, top) {
+            // Only the merged layer can show a commit's cut.
+            let _ops = b.ops_lock(true)?;
+            refresh(b)?;
+        }
+        if (cuts || ns.len() >= MIN_VERSIONS)
+            && cache_of(b).is_some()
+            && cache_of(b) == digest_of(b, top)
+        {
             let layer = b.path().join("cache/layer");
             b.check_plain_dir(&b.path().join("cache"))?;
             b.check_plain_dir(&layer)?;
@@ -65,7 +90,8 @@ pub fn refresh(b: &BoxDir) -> Result<(), StoreError> {
     let Some(&top) = ns.last() else {
         return remove_tree(&dir).map_err(StoreError::io("remove", &dir));
     };
-    if ns.len() < MIN_VERSIONS {
+    let cuts = has_cuts(b, &ns);
+    if ns.len() < MIN_VERSIONS && !cuts {
         return remove_tree(&dir).map_err(StoreError::io("remove", &dir));
     }
     let want = digest_of(b, top);
@@ -80,7 +106,8 @@ pub fn refresh(b: &BoxDir) -> Result<(), StoreError> {
     roots.push(&cache_layer);
     let _opened = crate::layer::open_for_reading(&b.path().join("pending"), &roots);
     let prev = ns.iter().rev().nth(1).copied();
-    if have.is_some() && prev.is_some_and(|p| have == digest_of(b, p)) {
+    let top_cut = crate::cut::of_layer(&layer_of(top)).is_some();
+    if !top_cut && have.is_some() && prev.is_some_and(|p| have == digest_of(b, p)) {
         // Invalid while it changes: a crash here leaves no `of`, and the
         // next refresh rebuilds.
         let of = dir.join("of");

@@ -66,8 +66,12 @@ pub struct DiffRules<'a> {
     pub structural: &'a dyn Fn(&Path) -> bool,
 }
 
-/// The paths of every entry of `layer`, relative to `/`.
+/// The paths of every entry of `layer`, relative to `/`, and of its cut if
+/// a commit made it (see `cut`).
 pub fn layer_paths(layer: &Path, out: &mut BTreeSet<PathBuf>) {
+    if let Some(cut) = crate::cut::of_layer(layer) {
+        out.extend(cut);
+    }
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(layer.join(&rel)) else {

@@ -78,7 +78,8 @@ impl BoxDir {
         self.path().join("versions")
     }
 
-    fn pending_dir(&self) -> PathBuf {
+    /// Where half-done operations keep their state.
+    pub fn pending_dir(&self) -> PathBuf {
         self.path().join("pending")
     }
 
@@ -326,6 +327,8 @@ pub fn snapshot(
             ..totals
         },
         entries,
+        stripped: read_stripped(b),
+        committed: Vec::new(),
     };
     let manifest = body.seal();
 
@@ -354,12 +357,123 @@ pub fn snapshot(
     sync_dir(&b.versions_dir());
     sync_dir(&pending);
     point("snapshot:version-in-place");
+    let _ = fs::remove_file(b.path().join("stripped.json"));
     crate::journal::append(
         &b.journal(),
         "snapshot",
         serde_json::json!({"version": number, "digest": manifest.digest, "made": req.made.as_str(), "message": req.message}),
     )?;
     Ok(Some(number))
+}
+
+/// Records a commit as a version: an empty layer whose cut (`cut`) names
+/// the paths that leave the box. Consecutive commits with no version
+/// between them share one version (so that a thousand commits do not make a
+/// thousand versions). Returns the version's number. The caller holds the
+/// exclusive operations lock and has run `recover`.
+pub fn record_commit(
+    b: &BoxDir,
+    cut: &BTreeSet<PathBuf>,
+    applied: usize,
+) -> Result<u64, StoreError> {
+    let versions = b.versions()?;
+    let top = versions.last();
+    let into = top.filter(|v| v.manifest.body.made == Made::Commit);
+    let mut all = cut.clone();
+    let mut count = applied as u64;
+    if let Some(t) = into {
+        all.extend(t.manifest.body.committed.iter().map(PathBuf::from));
+        count += t.manifest.body.totals.modified;
+    }
+    let number = match (into, top) {
+        (Some(t), _) => t.number,
+        (None, Some(t)) => t.number + 1,
+        (None, None) => 1,
+    };
+    let parent = match (into, top) {
+        (Some(t), _) => t.manifest.body.parent.clone(),
+        (None, t) => t.map(|t| t.manifest.digest.clone()),
+    };
+    let committed: Vec<String> = all
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let body = ManifestBody {
+        format: 1,
+        version: number,
+        parent,
+        created: crate::time::now(),
+        message: format!("commit: {count} change(s) applied to the host"),
+        made: Made::Commit,
+        totals: Totals {
+            modified: count,
+            ..Totals::default()
+        },
+        entries: Vec::new(),
+        stripped: Vec::new(),
+        committed: committed.clone(),
+    };
+    let manifest = body.seal();
+    let pending = b.pending_dir();
+    mkdir(&pending)?;
+    let stage = pending.join(format!("commit-{number}"));
+    remove_tree(&stage).map_err(StoreError::io("clear", &stage))?;
+    mkdir(&stage)?;
+    mkdir(&stage.join("layer"))?;
+    write_atomic(
+        &stage.join(crate::cut::FILE),
+        &serde_json::to_vec(&committed).unwrap_or_default(),
+    )?;
+    write_atomic(
+        &stage.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )?;
+    write_atomic(&stage.join("digest"), manifest.digest.as_bytes())?;
+    sync_dir(&stage);
+    write_atomic(&b.path().join(crate::cut::FLAG), b"")?;
+    let target = b.versions_dir().join(number.to_string());
+    if into.is_some() {
+        let old = pending.join(format!("commit-old-{number}"));
+        remove_tree(&old).map_err(StoreError::io("clear", &old))?;
+        rename(&target, &old)?;
+        sync_dir(&pending);
+        point("commit:old-moved");
+        rename(&stage, &target)?;
+        sync_dir(&b.versions_dir());
+        remove_tree(&old).map_err(StoreError::io("remove", &old))?;
+    } else {
+        rename(&stage, &target)?;
+        sync_dir(&b.versions_dir());
+    }
+    sync_dir(&pending);
+    crate::journal::append(
+        &b.journal(),
+        "commit",
+        serde_json::json!({"version": number, "digest": manifest.digest, "applied": applied, "cut": cut.len()}),
+    )?;
+    Ok(number)
+}
+
+/// Files whose privilege bits cowl stripped from the live layer since the
+/// last snapshot (relative to `/`).
+fn read_stripped(b: &BoxDir) -> Vec<String> {
+    fs::read(b.path().join("stripped.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Notes files whose privilege bits cowl stripped from the live layer, for
+/// the next version's manifest (and so for `cowl scan`).
+pub fn note_stripped(b: &BoxDir, paths: &[String]) -> Result<(), StoreError> {
+    let mut all = read_stripped(b);
+    all.extend(paths.iter().cloned());
+    all.sort();
+    all.dedup();
+    write_atomic(
+        &b.path().join("stripped.json"),
+        &serde_json::to_vec(&all).unwrap_or_default(),
+    )
 }
 
 /// Moves the versions above `target` and the live layer to
@@ -505,6 +619,27 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
                     // The live layer never left: nothing happened.
                     remove_tree(&p).map_err(StoreError::io("remove", &p))?;
                 }
+            } else if let Some(n) = name.strip_prefix("commit-old-") {
+                // A commit was replacing version n: finish or undo it.
+                let target = b.versions_dir().join(n);
+                let new = pending.join(format!("commit-{n}"));
+                if !target.exists() {
+                    let from = if new.join("digest").exists() {
+                        &new
+                    } else {
+                        &p
+                    };
+                    rename(from, &target)?;
+                    sync_dir(&b.versions_dir());
+                }
+                remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+                remove_tree(&new).map_err(StoreError::io("remove", &new))?;
+            } else if let Some(n) = name.strip_prefix("commit-") {
+                // Never renamed into place (else it would not be here), and
+                // no older version waits for it: drop it.
+                if !pending.join(format!("commit-old-{n}")).exists() {
+                    remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+                }
             } else if name.starts_with("gc-") || name.starts_with("pull-") {
                 // A pull's stage is complete only once renamed into versions/.
                 remove_tree(&p).map_err(StoreError::io("remove", &p))?;
@@ -565,6 +700,17 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         }
         if v.manifest.body.parent != parent {
             return fail("its parent digest is not the digest of the version below".into());
+        }
+        let cut: Vec<String> = crate::cut::of_layer(&v.layer())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if cut != v.manifest.body.committed {
+            return fail(format!(
+                "its {} does not match its manifest",
+                crate::cut::FILE
+            ));
         }
         let map = crate::manifest::read_owner_map(&v.dir);
         if let Some(path) =

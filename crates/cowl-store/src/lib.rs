@@ -7,8 +7,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 pub mod boxdir;
 pub mod cache;
+pub mod cut;
 pub mod diff;
 pub mod error;
 pub mod fault;
@@ -21,6 +23,7 @@ pub mod layertar;
 pub mod manifest;
 pub mod name;
 pub mod privilege;
+pub mod scan;
 pub mod settings;
 pub mod squash;
 pub mod stack;

@@ -102,6 +102,16 @@ pub struct ManifestBody {
     pub totals: Totals,
     /// Every entry, sorted by path.
     pub entries: Vec<Entry>,
+    /// Files (relative to `/`) whose setuid or setgid bits or file
+    /// capabilities cowl removed before the layer was frozen: evidence for
+    /// `cowl scan`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stripped: Vec<String>,
+    /// For a version made by `cowl commit`: the paths (relative to `/`)
+    /// applied to the host. Below this version, the box holds nothing at or
+    /// under them: the host shows through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committed: Vec<String>,
 }
 
 /// A manifest: body and digest.

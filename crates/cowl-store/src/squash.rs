@@ -29,8 +29,12 @@ pub enum Eligible {
 /// The runs of versions to merge: maximal runs of eligible versions, older
 /// than the newest `keep` eligible ones, at least two long.
 pub fn plan(versions: &[Version], keep: usize, which: Eligible) -> Vec<(u64, u64)> {
+    // A commit's cut applies to every version below it: merging it with
+    // them would lose that, so it is never merged.
     let ok = |v: &Version| {
-        !v.pinned && (which == Eligible::Unpinned || v.manifest.body.made == Made::Run)
+        !v.pinned
+            && v.manifest.body.made != Made::Commit
+            && (which == Eligible::Unpinned || v.manifest.body.made == Made::Run)
     };
     let eligible: Vec<u64> = versions
         .iter()
@@ -160,6 +164,16 @@ fn squash_range(
         made: Made::Squash,
         totals,
         entries,
+        stripped: {
+            let mut s: Vec<String> = range
+                .iter()
+                .flat_map(|v| v.manifest.body.stripped.iter().cloned())
+                .collect();
+            s.sort();
+            s.dedup();
+            s
+        },
+        committed: Vec::new(),
     };
     let m = body.seal();
     write_json(&stage.join("new/manifest.json"), &m)?;
@@ -252,10 +266,25 @@ pub fn merge(layers: &[PathBuf], out: &Path) -> Result<(), StoreError> {
         return fs::create_dir(out).map_err(StoreError::io("create", out));
     };
     copy_tree(base, out, &mut dirs)?;
+    cut_from(base, out)?;
     for u in rest {
         apply(u, out, &mut dirs)?;
+        cut_from(u, out)?;
     }
     finish(dirs)
+}
+
+/// Removes from the merged layer what a commit's cut says the layers below
+/// it no longer hold (see `cut`).
+fn cut_from(layer: &Path, merged: &Path) -> Result<(), StoreError> {
+    let Some(cut) = crate::cut::of_layer(layer) else {
+        return Ok(());
+    };
+    for rel in cut {
+        let p = merged.join(&rel);
+        remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+    }
+    Ok(())
 }
 
 /// Modes and times last, deepest first: a directory's mode may forbid
@@ -269,6 +298,10 @@ fn finish(dirs: Vec<DirFix>) -> Result<(), StoreError> {
     let mut order: Vec<_> = last.into_iter().collect();
     order.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
     for (dst, src) in order {
+        if dst.symlink_metadata().is_err() {
+            // Cut by a commit after it was merged.
+            continue;
+        }
         match src {
             AttrFrom::Dir(src) => finish_dir(&src, &dst)?,
             AttrFrom::Mode(m) => fs::set_permissions(&dst, fs::Permissions::from_mode(m))

@@ -22,12 +22,16 @@ pub struct Stack<'a> {
     /// What each directory on the way to a path is, per layer: looked at
     /// once, not once per entry below it.
     pub seen: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<EntryKind>>>,
+    /// Per layer, the cut of a commit (see `cut`): the layers below it
+    /// hold nothing at or under those paths.
+    cuts: Vec<Option<BTreeSet<PathBuf>>>,
 }
 
 impl<'a> Stack<'a> {
     /// A stack of `layers` (topmost first) over `host`.
     pub fn new(layers: Vec<PathBuf>, host: Option<&'a Path>, private: &'a [PathBuf]) -> Stack<'a> {
         Stack {
+            cuts: layers.iter().map(|l| crate::cut::of_layer(l)).collect(),
             layers,
             host,
             private,
@@ -42,6 +46,15 @@ impl<'a> Stack<'a> {
         let k = EntryKind::of(p).map(|(k, _)| k);
         self.seen.borrow_mut().insert(p.to_owned(), k);
         k
+    }
+
+    /// How many layers (from the top) may hold `rel`: all of them, or down
+    /// to the first commit that cut it.
+    fn reach(&self, rel: &Path) -> usize {
+        self.cuts
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| crate::cut::covers(c, rel)))
+            .map_or(self.layers.len(), |i| i + 1)
     }
 }
 
@@ -62,7 +75,7 @@ impl Stack<'_> {
     /// The entry the stack shows at `rel` (relative to `/`), if any.
     pub fn lookup(&self, rel: &Path) -> Option<Found> {
         let comps: Vec<_> = rel.components().collect();
-        'layers: for layer in &self.layers {
+        'layers: for layer in &self.layers[..self.reach(rel)] {
             // An ancestor that is a whiteout or not a directory hides the
             // path in this layer and below; an opaque one hides below.
             let mut cur = layer.clone();
@@ -122,7 +135,8 @@ impl Stack<'_> {
     pub fn list(&self, rel: &Path) -> BTreeSet<OsString> {
         let mut seen = BTreeSet::new();
         let mut hidden = BTreeSet::new();
-        for layer in &self.layers {
+        let any_cut = self.cuts.iter().any(Option::is_some);
+        for (i, layer) in self.layers[..self.reach(rel)].iter().enumerate() {
             let dir = layer.join(rel);
             let Some((kind, _)) = EntryKind::of(&dir) else {
                 continue;
@@ -134,6 +148,10 @@ impl Stack<'_> {
                 for e in rd.flatten() {
                     let n = e.file_name();
                     if hidden.contains(&n) || seen.contains(&n) {
+                        continue;
+                    }
+                    if any_cut && self.reach(&rel.join(&n)) <= i {
+                        // Cut by a commit above this layer: the host's.
                         continue;
                     }
                     match EntryKind::of(&e.path()) {

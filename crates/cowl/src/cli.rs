@@ -2,6 +2,7 @@
 //! system: validating what the user typed is all it does.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
 /// Run an application in a persistent copy-on-write box over the host.
 ///
@@ -87,6 +88,46 @@ pub enum Command {
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).
     Gc(GcArgs),
+    /// Apply the box's changes to the host: adds, modifications, deletions,
+    /// directory replacements, mode changes and symlinks, with your own
+    /// rights.
+    ///
+    /// Each path is written beside its target, synced and renamed over it;
+    /// nothing is resolved through a symlink, so the box cannot make the
+    /// commit write elsewhere. A running box is frozen meanwhile. A host
+    /// file that changed since the box changed it is a conflict: nothing is
+    /// applied unless --force. Committed paths leave the box (it sees the
+    /// host's copy from then on); the commit is recorded as a version, so a
+    /// rollback to before it brings the box's copies back.
+    #[command(
+        after_help = "Examples:\n  cowl commit web --dry-run --all         what would be applied\n  cowl commit web ~/project/report.pdf   one path (and what is below it)\n  cowl commit web --all"
+    )]
+    Commit(CommitArgs),
+    /// Write a version, or the box's whole difference from the host, as a
+    /// tar for forensic tools.
+    ///
+    /// The format is an OCI image layer: deletions are `.wh.NAME` entries,
+    /// directories the box replaced hold a `.wh..wh..opq` entry, extended
+    /// attributes are PAX records. Nothing of the box runs.
+    #[command(
+        after_help = "Examples:\n  cowl export web -o web.tar          everything the box changed\n  cowl export web 3 -o v3.tar         what version 3 changed\n  cowl export web live -o - | tar -tv"
+    )]
+    Export(ExportArgs),
+    /// Flag risky changes in each version: persistence (shell start-up
+    /// files, autostart, systemd units, cron, ssh keys, commands that shadow
+    /// system ones, LD_PRELOAD, git hooks, udev, sudoers, PAM, kernel
+    /// modules), privilege (setuid bits, file capabilities), droppers
+    /// (executables in /tmp, /var/tmp, /dev/shm or hidden directories,
+    /// device nodes) and any change under /etc.
+    ///
+    /// Reads manifests and layers only; nothing of the box runs. With
+    /// --first-bad, name the earliest version with a finding of at least
+    /// --min-severity and the rollback command that returns to the version
+    /// before it.
+    #[command(
+        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl rollback web --before-first-bad"
+    )]
+    Scan(ScanArgs),
     /// Show a box's network log: every connection it tried through the
     /// proxies of `--net proxy`, allowed or refused.
     Netlog(NetlogArgs),
@@ -268,12 +309,94 @@ pub struct RollbackArgs {
     /// Stop the box first if it is running.
     #[arg(long)]
     pub stop: bool,
+    /// Return to the version before the first one `cowl scan` flags (with
+    /// a finding of at least --min-severity).
+    #[arg(long, conflicts_with = "version")]
+    pub before_first_bad: bool,
+    /// With --before-first-bad: the least severity that makes a version bad.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "high",
+        requires = "before_first_bad"
+    )]
+    pub min_severity: SeverityArg,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
     /// The version to return to (0: the bare host).
+    #[arg(value_name = "VERSION", required_unless_present = "before_first_bad")]
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Every change of the box (except its own /tmp and /var/tmp).
+    #[arg(long)]
+    pub all: bool,
+    /// Show what would be applied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite host paths that changed since the box changed them.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// Paths as the box sees them (relative ones from the working
+    /// directory); each with everything below it.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The tar file to write (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// A version number, or `live`; default: every version and the live
+    /// layer merged (the box's whole difference from the host).
     #[arg(value_name = "VERSION")]
-    pub version: u64,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Scan only this version (a number, or `live`).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Also run CMD on each changed file of each version, `{}` standing for
+    /// the file (read-only, in the box's layer); a nonzero exit flags it.
+    #[arg(long, value_name = "CMD")]
+    pub with: Option<String>,
+    /// Name the earliest version with a finding of at least --min-severity,
+    /// and how to roll back to the version before it.
+    #[arg(long)]
+    pub first_bad: bool,
+    /// The least severity shown (and, with --first-bad, that makes a
+    /// version bad).
+    #[arg(long, value_enum)]
+    pub min_severity: Option<SeverityArg>,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

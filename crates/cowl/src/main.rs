@@ -5,8 +5,10 @@
 
 mod cli;
 mod commands;
+mod commit;
 mod mirror;
 mod policy;
+mod review;
 mod versions;
 
 use std::process::ExitCode;

@@ -141,7 +141,11 @@ pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) 
             names.len(),
             names.join(", ")
         );
+        history::note_stripped(b, &names)?;
     }
+    // What the host held where the box wrote, for `cowl commit` to tell
+    // whether the host changed there since.
+    cowl_store::baseline::record_layer(b, &b.upper())?;
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
@@ -448,11 +452,33 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
     let Some(_lock) = b.try_lock()? else {
         bail!("box {name} started again while rolling back: stop it and retry");
     };
-    let q = history::rollback(&b, a.version)?;
+    let target = match a.version {
+        Some(v) => v,
+        None => {
+            let min = crate::review::severity(a.min_severity);
+            let rows = crate::review::findings(&b, None, None)?;
+            let Some((bad, found)) = crate::review::first_bad(&rows, min) else {
+                bail!(
+                    "no version of box {name} has a finding of {} or above: nothing to roll back (`cowl scan {name}` lists every finding)",
+                    min.as_str()
+                );
+            };
+            let t = crate::review::before(&b.versions()?, bad);
+            eprintln!(
+                "cowl: version {bad} is the first bad one ({} finding(s) of {} or above, e.g. {} {}): rolling back to {t}",
+                found.len(),
+                min.as_str(),
+                found.first().map_or("", |r| r.finding.rule),
+                found.first().map_or(String::new(), |r| r.finding.path.display().to_string()),
+            );
+            t
+        }
+    };
+    let q = history::rollback(&b, target)?;
     refresh_cache(&b)?;
     println!(
         "box {name} is at version {}; later versions and the live layer are in quarantine {} (`cowl log --quarantine {name}`)",
-        a.version,
+        target,
         q.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     );
     Ok(0)

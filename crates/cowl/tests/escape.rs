@@ -318,3 +318,35 @@ fn odd_directory_names_cannot_inject_overlay_options() {
     assert!(lines[1].parse::<u32>().unwrap() <= 1, "{text}");
     assert!(!odd.join("g").exists(), "a write reached the host");
 }
+
+#[test]
+fn a_dev_null_swapped_for_a_symlink_does_not_survive_into_the_next_run() {
+    // The device row of the matrix: /dev is made fresh for every run, so a
+    // box that replaces /dev/null with a symlink to a file it wants
+    // clobbered gets a real /dev/null again next time; the host's is
+    // untouched.
+    let w = World::new("devnull");
+    let target = w.host().join("victim");
+    std::fs::write(&target, "keep\n").unwrap();
+    let out = w.sh(
+        "b",
+        &format!(
+            "rm -f /dev/null && ln -s '{}' /dev/null && echo swapped",
+            target.display()
+        ),
+    );
+    let swapped = stdout(&out).contains("swapped");
+    let text = w.ok(
+        "b",
+        "stat -c '%F %t:%T' /dev/null; echo clobber > /dev/null; cat /dev/null | wc -c",
+    );
+    assert_eq!(
+        text, "character special file 1:3\n0\n",
+        "swapped: {swapped}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+    use std::os::unix::fs::FileTypeExt;
+    let host = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(host.file_type().is_char_device());
+    assert!(!w.in_layers("b", std::path::Path::new("/dev/null")).exists());
+}

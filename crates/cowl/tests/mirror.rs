@@ -817,3 +817,32 @@ fn a_rootless_box_pushed_by_one_user_is_restored_by_another() {
     assert_eq!(std::fs::metadata(&pulled).unwrap().uid(), 12345);
     remove_tree(&base);
 }
+
+#[test]
+fn a_commit_version_keeps_its_cut_through_a_mirror() {
+    let w = World::new("mirror-commit");
+    w.ok("b", "echo box > x; echo box > y");
+    let x = w.host().join("x");
+    assert_success(&w.cmd(&["commit", "b", x.to_str().unwrap()]), "commit x");
+    let mirror = base_mirror(&w, "mirror");
+    let other = w.dir.join("other-store");
+    let r = json_of(
+        &cmd_in(&w, &other, &["pull", "--json", mirror.to_str().unwrap()]),
+        "pull",
+    );
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+    assert!(other.join("boxes/b/versions/2/committed.json").is_file());
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    assert_eq!(diff_json(&w, &w.store, "b"), diff_json(&w, &other, "b"));
+    // The committed file left the box there too: the host shows through.
+    std::fs::write(&x, "host later\n").unwrap();
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args(["run", "b", "--", "cat", "x", "y"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run");
+    assert_eq!(stdout(&out), "host later\nbox\n");
+}

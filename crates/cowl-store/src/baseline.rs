@@ -1,0 +1,180 @@
+//! What the host held at each path when the box first changed it, kept so
+//! that `cowl commit` can tell whether the host file changed since: such a
+//! commit would overwrite someone else's work.
+//!
+//! `host-baseline.json` maps a path (relative to `/`) to its host state. A
+//! path is recorded once, when a run that changed it ends, and forgotten
+//! when it is committed.
+
+use crate::boxdir::write_atomic;
+use crate::layer::EntryKind;
+use crate::{BoxDir, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Files larger than this are compared by metadata only.
+const HASH_LIMIT: u64 = 64 << 20;
+
+/// The state of one host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// `missing`, `file`, `dir`, `symlink` or `other`.
+    pub kind: String,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    #[serde(default)]
+    pub mtime_ns: i128,
+    /// Inode number.
+    #[serde(default)]
+    pub ino: u64,
+    /// BLAKE3 of the content (files up to 64 MiB) or of the link target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+}
+
+impl HostState {
+    /// The state of `path` on the host, now.
+    pub fn of(path: &Path) -> HostState {
+        let Ok(md) = std::fs::symlink_metadata(path) else {
+            return HostState::missing();
+        };
+        let ft = md.file_type();
+        let (kind, blake3) = if ft.is_dir() {
+            // A directory's times change with every entry: its type is what
+            // a commit can clash with.
+            return HostState {
+                kind: "dir".into(),
+                size: 0,
+                mtime_ns: 0,
+                ino: md.ino(),
+                blake3: None,
+            };
+        } else if ft.is_file() {
+            (
+                "file",
+                (md.len() <= HASH_LIMIT).then(|| hash(path)).flatten(),
+            )
+        } else if ft.is_symlink() {
+            (
+                "symlink",
+                std::fs::read_link(path).ok().map(|t| {
+                    blake3::hash(t.as_os_str().as_encoded_bytes())
+                        .to_hex()
+                        .to_string()
+                }),
+            )
+        } else {
+            ("other", None)
+        };
+        HostState {
+            kind: kind.into(),
+            size: md.len(),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+            ino: md.ino(),
+            blake3,
+        }
+    }
+
+    /// No entry.
+    pub fn missing() -> HostState {
+        HostState {
+            kind: "missing".into(),
+            size: 0,
+            mtime_ns: 0,
+            ino: 0,
+            blake3: None,
+        }
+    }
+
+    /// How `now` differs from this recorded state, if it does.
+    pub fn changed(&self, now: &HostState) -> Option<String> {
+        if self.kind != now.kind {
+            return Some(format!("it was {} and is now {}", self.kind, now.kind));
+        }
+        if self.kind == "dir" {
+            return None;
+        }
+        if self.size != now.size {
+            return Some(format!(
+                "its size went from {} to {} bytes",
+                self.size, now.size
+            ));
+        }
+        if self.blake3 != now.blake3 {
+            return Some("its content changed".into());
+        }
+        if self.mtime_ns != now.mtime_ns || self.ino != now.ino {
+            return Some("it was replaced or touched (modification time or inode changed)".into());
+        }
+        None
+    }
+}
+
+fn hash(p: &Path) -> Option<String> {
+    let mut f = std::fs::File::open(p).ok()?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Some(h.finalize().to_hex().to_string())
+}
+
+fn file(b: &BoxDir) -> PathBuf {
+    b.path().join("host-baseline.json")
+}
+
+/// The recorded states.
+pub fn load(b: &BoxDir) -> BTreeMap<String, HostState> {
+    std::fs::read(file(b))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the recorded states.
+pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreError> {
+    write_atomic(&file(b), &serde_json::to_vec(map).unwrap_or_default())
+}
+
+/// Records the host state of every path of `layer` not recorded yet
+/// (directories that are only on the way to a change are left out).
+pub fn record_layer(b: &BoxDir, layer: &Path) -> Result<(), StoreError> {
+    let mut map = load(b);
+    let before = map.len();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(layer.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            let Some((kind, _)) = EntryKind::of(&e.path()) else {
+                continue;
+            };
+            if kind == EntryKind::Dir {
+                stack.push(r);
+                continue;
+            }
+            if kind == EntryKind::OpaqueDir {
+                stack.push(r.clone());
+            }
+            let key = r.to_string_lossy().into_owned();
+            map.entry(key)
+                .or_insert_with(|| HostState::of(&Path::new("/").join(&r)));
+        }
+    }
+    if map.len() != before {
+        save(b, &map)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,708 @@
+//! `cowl commit`: apply a box's changes to the host, safely.
+//!
+//! * The box cannot move anything under our feet: a stopped box is locked,
+//!   a running one is frozen (every process stopped) for the duration.
+//! * Paths are resolved without following symlinks, on both sides
+//!   (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, then `*at` calls
+//!   on the parent directory), so a box cannot make a commit write outside
+//!   its target (CVE-2018-15664).
+//! * Each path is applied atomically: a temporary entry beside the target,
+//!   fsynced, renamed (or exchanged) over it.
+//! * A host path that changed since the box recorded its change is a
+//!   conflict: nothing is applied unless --force.
+//! * Committed paths leave the box (a version with a cut, see
+//!   `cowl_store::cut`), so the box sees the host's copy from then on.
+
+use crate::cli::CommitArgs;
+use crate::commands::{box_name, open_store, usage};
+use crate::versions::BoxLayout;
+use anyhow::{bail, Context, Result};
+use cowl_sandbox::sys;
+use cowl_store::baseline::{self, HostState};
+use cowl_store::diff::{diff_stacks, layer_paths, Change, ChangeKind, DiffRules};
+use cowl_store::layer::EntryKind;
+use cowl_store::stack::Stack;
+use cowl_store::{history, BoxDir};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RENAME_EXCHANGE: u32 = 1 << 1;
+
+#[derive(Debug, Serialize)]
+struct Planned {
+    path: PathBuf,
+    change: ChangeKind,
+    kind: EntryKind,
+    /// Whether it leaves the box once applied.
+    leaves_box: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Conflict {
+    path: PathBuf,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    dry_run: bool,
+    applied: Vec<Planned>,
+    skipped: Vec<Conflict>,
+    conflicts: Vec<Conflict>,
+    version: Option<u64>,
+}
+
+pub fn commit(a: CommitArgs) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    if a.paths.is_empty() && !a.all {
+        return Err(usage(format!(
+            "name the paths to commit (`cowl diff {name}` lists the changes), or pass --all"
+        )));
+    }
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let wanted: Vec<PathBuf> = a
+        .paths
+        .iter()
+        .map(|p| normalize(&cwd.join(p)))
+        .collect::<Result<_>>()?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let layout = BoxLayout::of(&store, &b)?;
+
+    // Nothing of the box may move while we read it and write the host.
+    let lock = b.try_lock()?;
+    let _frozen = match &lock {
+        Some(_) => None,
+        None => match b.running()? {
+            Some(state) => Some(Frozen::freeze(state.pid).with_context(|| {
+                format!(
+                    "cannot freeze box {name} (pid {}) for the commit",
+                    state.pid
+                )
+            })?),
+            None => bail!("box {name} is starting or stopping: retry in a moment"),
+        },
+    };
+    let running = lock.is_none();
+    let _ops = b.ops_lock(true)?;
+    history::recover(&b)?;
+
+    let upper = b.upper();
+    let versions = b.version_layers()?;
+    let mut layers = versions.clone();
+    if upper.is_dir() {
+        layers.insert(0, upper.clone());
+    }
+    let roots: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+    let _opened = cowl_store::layer::open_for_reading(&b.pending_dir(), &roots);
+    let private = layout.with(|l| l.private.to_vec());
+    let changes = layout.with(|l| {
+        let mut cands = BTreeSet::new();
+        for layer in &layers {
+            layer_paths(layer, &mut cands);
+        }
+        let host = Some(Path::new("/"));
+        let from = Stack::new(Vec::new(), host, l.private);
+        let to = Stack::new(layers.clone(), host, l.private);
+        diff_stacks(
+            &from,
+            &to,
+            cands,
+            &DiffRules {
+                structural: l.structural,
+            },
+        )
+    });
+
+    // What to apply: the named paths and what is below them; the box's
+    // own /tmp and /var/tmp only when named.
+    let is_private = |p: &Path| {
+        private
+            .iter()
+            .any(|d| p.strip_prefix("/").is_ok_and(|r| r.starts_with(d)))
+    };
+    let mut selected: Vec<&Change> = changes
+        .iter()
+        .filter(|c| {
+            if wanted.is_empty() {
+                !is_private(&c.path)
+            } else {
+                wanted.iter().any(|w| c.path.starts_with(w))
+            }
+        })
+        .collect();
+    for w in &wanted {
+        if !changes.iter().any(|c| c.path.starts_with(w)) {
+            bail!(
+                "box {name} has no change at or under {} (`cowl diff {name}` lists them)",
+                w.display()
+            );
+        }
+    }
+    // New directories on the way to a selected path come along.
+    let mut extra = Vec::new();
+    for c in &selected {
+        for anc in c.path.ancestors().skip(1) {
+            if let Some(d) = changes
+                .iter()
+                .find(|x| x.path == anc && x.change == ChangeKind::Added && x.kind.is_dir())
+            {
+                extra.push(d);
+            }
+        }
+    }
+    selected.extend(extra);
+    selected.sort_by(|x, y| x.path.as_os_str().cmp(y.path.as_os_str()));
+    selected.dedup_by(|x, y| x.path == y.path);
+
+    // Conflicts: the host changed since the box recorded its change.
+    let base = baseline::load(&b);
+    let mut conflicts = Vec::new();
+    let chosen: BTreeSet<&Path> = selected.iter().map(|c| c.path.as_path()).collect();
+    for c in &selected {
+        let rel = rel_of(&c.path);
+        // The directory it goes into must still be one (unless the commit
+        // makes it).
+        if let Some(parent) = c.path.parent().filter(|p| !chosen.contains(p)) {
+            if !std::fs::symlink_metadata(parent).is_ok_and(|m| m.is_dir()) {
+                conflicts.push(Conflict {
+                    path: c.path.clone(),
+                    reason: format!("{} is no longer a directory on the host", parent.display()),
+                });
+                continue;
+            }
+        }
+        let reason = match base.get(&rel.to_string_lossy().into_owned()) {
+            Some(then) => then.changed(&HostState::of(&c.path)),
+            // Not recorded yet (a change of the running box): the host's
+            // entry must be older than the box's.
+            None => match (std::fs::symlink_metadata(&c.path), &c.after) {
+                (Ok(h), Some(after)) => std::fs::symlink_metadata(after).ok().and_then(|m| {
+                    ((h.ctime(), h.ctime_nsec()) > (m.ctime(), m.ctime_nsec()))
+                        .then(|| "it changed on the host after the box changed it".to_string())
+                }),
+                _ => None,
+            },
+        };
+        if let Some(reason) = reason {
+            conflicts.push(Conflict {
+                path: c.path.clone(),
+                reason: format!("the host's copy changed since the box changed it: {reason}"),
+            });
+        }
+    }
+    let mut report = Report {
+        dry_run: a.dry_run,
+        applied: Vec::new(),
+        skipped: Vec::new(),
+        conflicts,
+        version: None,
+    };
+    if !report.conflicts.is_empty() && !a.force {
+        print(&report, a.json, name.as_str())?;
+        eprintln!(
+            "cowl: nothing was committed: {} path(s) changed on the host since the box changed them; `cowl commit --force` overwrites them",
+            report.conflicts.len()
+        );
+        return Ok(1);
+    }
+
+    // A path leaves the box when the host shows through every directory
+    // above it in the box; else (below a directory the box replaced) the
+    // box keeps its copy, which is now the host's too.
+    let reaches_host = |rel: &Path| {
+        rel.ancestors()
+            .skip(1)
+            .filter(|x| !x.as_os_str().is_empty())
+            .all(|anc| {
+                layers.iter().all(|l| match EntryKind::of(&l.join(anc)) {
+                    None | Some((EntryKind::Dir, _)) => true,
+                    Some(_) => false,
+                })
+            })
+    };
+    let root = sys::openat(None, Path::new("/"), libc::O_DIRECTORY | libc::O_RDONLY, 0)
+        .context("cannot open /")?;
+    let mut cut = BTreeSet::new();
+    for c in &selected {
+        let rel = rel_of(&c.path);
+        let leaves = reaches_host(&rel) && !(running && only_in(&upper, &versions, &rel));
+        let planned = Planned {
+            path: c.path.clone(),
+            change: c.change,
+            kind: c.kind,
+            leaves_box: leaves,
+        };
+        if !a.dry_run {
+            if let Err(e) = apply(&root, c, &rel, &layers) {
+                match e.downcast::<Skip>() {
+                    Ok(Skip(reason)) => {
+                        report.skipped.push(Conflict {
+                            path: c.path.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        // What is applied stays applied; record it first.
+                        if !report.applied.is_empty() {
+                            let _ = finish(&b, &upper, running, &cut, report.applied.len());
+                        }
+                        return Err(e.context(format!(
+                            "cannot commit {} ({} path(s) before it were committed)",
+                            c.path.display(),
+                            report.applied.len()
+                        )));
+                    }
+                }
+            }
+        }
+        if leaves && !cut.iter().any(|p: &PathBuf| rel.starts_with(p)) {
+            cut.insert(rel.clone());
+        }
+        report.applied.push(planned);
+    }
+    if !a.dry_run && !report.applied.is_empty() {
+        report.version = Some(finish(&b, &upper, running, &cut, report.applied.len())?);
+    }
+    print(&report, a.json, name.as_str())?;
+    Ok(if report.skipped.is_empty() { 0 } else { 1 })
+}
+
+/// Records the commit (a version with the cut), takes the cut paths out of
+/// the live layer of a stopped box, forgets their baselines, and brings the
+/// run cache up to date.
+fn finish(
+    b: &BoxDir,
+    upper: &Path,
+    running: bool,
+    cut: &BTreeSet<PathBuf>,
+    applied: usize,
+) -> Result<u64> {
+    // The version first: if cowl dies after it, the live layer still holds
+    // copies equal to the host's, which is harmless.
+    let n = history::record_commit(b, cut, applied)?;
+    if !running {
+        for rel in cut {
+            let p = upper.join(rel);
+            cowl_store::boxdir::remove_tree(&p)
+                .with_context(|| format!("cannot remove {} from the live layer", p.display()))?;
+        }
+        cowl_store::cache::refresh(b)?;
+    }
+    let mut base = baseline::load(b);
+    base.retain(|k, _| !cut.iter().any(|c| Path::new(k).starts_with(c)));
+    baseline::save(b, &base)?;
+    Ok(n)
+}
+
+/// Whether the path is held by the live layer and by no version.
+fn only_in(upper: &Path, versions: &[PathBuf], rel: &Path) -> bool {
+    upper.join(rel).symlink_metadata().is_ok()
+        && !versions
+            .iter()
+            .any(|v| v.join(rel).symlink_metadata().is_ok())
+}
+
+fn rel_of(p: &Path) -> PathBuf {
+    p.strip_prefix("/").unwrap_or(p).to_path_buf()
+}
+
+/// `.` and `..` resolved lexically (the path need not exist on the host).
+fn normalize(p: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    if out == Path::new("/") {
+        return Err(usage(
+            "commit the box's paths, not / (pass --all for every change)",
+        ));
+    }
+    Ok(out)
+}
+
+/// A path not applied, and why.
+#[derive(Debug)]
+struct Skip(String);
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
+
+/// The parent directory of `rel` beneath `root`, reached without following
+/// any symlink, and the last component.
+fn parent_of(root: &OwnedFd, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
+    let name = rel
+        .file_name()
+        .map(PathBuf::from)
+        .context("a path without a name")?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let fd = if parent.as_os_str().is_empty() {
+        sys::openat(
+            Some(root.as_raw_fd()),
+            Path::new("."),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+        )
+    } else {
+        sys::openat2(
+            root.as_raw_fd(),
+            parent,
+            (libc::O_DIRECTORY | libc::O_RDONLY) as u64,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+        )
+    };
+    match fd {
+        Ok(fd) => Ok((fd, name)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Skip(
+            "a directory above it is a symlink (commit that directory first): not followed".into(),
+        )
+        .into()),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOENT)
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            Err(Skip("its parent directory is not on the host (commit it too)".into()).into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot open /{}", parent.display()))),
+    }
+}
+
+/// The layer that shows `rel` (its change's `after`), opened beneath that
+/// layer's root without following symlinks.
+fn source(c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(PathBuf, OwnedFd)> {
+    let real = c.after.as_ref().context("no source for the change")?;
+    let layer = layers
+        .iter()
+        .find(|l| real == &l.join(rel))
+        .context("the change's source is in no layer")?;
+    let lroot = sys::openat(None, layer, libc::O_DIRECTORY | libc::O_RDONLY, 0)
+        .with_context(|| format!("cannot open {}", layer.display()))?;
+    let fd = sys::openat2(
+        lroot.as_raw_fd(),
+        rel,
+        (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK) as u64,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+    );
+    let fd = match fd {
+        Ok(fd) => fd,
+        // A symlink itself: opened as a path only.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => match sys::openat2(
+            lroot.as_raw_fd(),
+            rel,
+            (libc::O_PATH | libc::O_NOFOLLOW) as u64,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(_) => return Err(Skip("it changed in the box while being committed".into()).into()),
+        },
+        // Gone or changed since the diff (only a syscall the box had in
+        // progress when frozen can do that).
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV)
+            ) =>
+        {
+            return Err(Skip("it changed in the box while being committed".into()).into())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", real.display())))
+        }
+    };
+    Ok((layer.clone(), fd))
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn temp_name() -> PathBuf {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    PathBuf::from(format!(".cowl-commit-{}-{n}", std::process::id()))
+}
+
+/// What is at `name` in `dir` on the host: its mode, or `None`.
+fn host_mode(dir: &OwnedFd, name: &Path) -> Result<Option<u32>> {
+    match sys::lstatat(dir.as_raw_fd(), name) {
+        Ok(st) => Ok(Some(st.0)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_dir_mode(m: u32) -> bool {
+    m & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// Removes a host tree (the entry is in `dir`), never following symlinks.
+fn remove_at(dir: &OwnedFd, name: &Path) -> Result<()> {
+    match host_mode(dir, name)? {
+        None => Ok(()),
+        Some(m) if is_dir_mode(m) => {
+            let p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove {}", name.display()))
+        }
+        Some(_) => Ok(sys::unlinkat(dir.as_raw_fd(), name, false)?),
+    }
+}
+
+/// Puts the temporary entry `tmp` in place of `name`: a rename over a file
+/// or symlink, an exchange with a directory (then removed).
+fn put_in_place(dir: &OwnedFd, tmp: &Path, name: &Path) -> Result<()> {
+    let d = dir.as_raw_fd();
+    match host_mode(dir, name)? {
+        Some(m) if is_dir_mode(m) => {
+            sys::renameat2(d, tmp, d, name, RENAME_EXCHANGE)?;
+            remove_at(dir, tmp)
+        }
+        _ => Ok(sys::renameat2(d, tmp, d, name, 0)?),
+    }
+}
+
+fn set_owner_mode_times(fd: RawFd, md: &std::fs::Metadata, times: bool) -> Result<()> {
+    if sys::geteuid() == 0 {
+        sys::fchown(fd, md.uid(), md.gid())?;
+    }
+    // Privilege bits never leave a box.
+    sys::fchmod(fd, md.mode() & 0o1777)?;
+    if times {
+        sys::futimens(fd, md.mtime(), md.mtime_nsec())?;
+    }
+    Ok(())
+}
+
+fn copy_user_xattrs(src: &File, dst: &File) {
+    use xattr::FileExt;
+    let Ok(names) = src.list_xattr() else { return };
+    for n in names {
+        let s = n.to_string_lossy();
+        if !s.starts_with("user.") || s.starts_with("user.overlay.") {
+            continue;
+        }
+        if let Ok(Some(v)) = src.get_xattr(&n) {
+            let _ = dst.set_xattr(&n, &v);
+        }
+    }
+}
+
+fn apply(root: &OwnedFd, c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<()> {
+    let (dir, name) = parent_of(root, rel)?;
+    let d = dir.as_raw_fd();
+    if c.change == ChangeKind::Deleted {
+        return remove_at(&dir, &name);
+    }
+    let (_, src) = source(c, rel, layers)?;
+    let src = File::from(src);
+    let md = src.metadata()?;
+    let tmp = temp_name();
+    match c.kind {
+        EntryKind::File => {
+            let out = sys::openat(
+                Some(d),
+                &tmp,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                0o600,
+            )?;
+            let mut out = File::from(out);
+            let mut input = &src;
+            let r = (|| -> Result<()> {
+                std::io::copy(&mut input, &mut out)?;
+                copy_user_xattrs(&src, &out);
+                set_owner_mode_times(out.as_raw_fd(), &md, true)?;
+                out.sync_all()?;
+                put_in_place(&dir, &tmp, &name)
+            })();
+            if r.is_err() {
+                let _ = sys::unlinkat(d, &tmp, false);
+            }
+            r?;
+        }
+        EntryKind::Symlink => {
+            let target = sys::readlinkat(src.as_raw_fd(), Path::new(""))?;
+            sys::symlinkat(&target, d, &tmp)?;
+            if let Err(e) = put_in_place(&dir, &tmp, &name) {
+                let _ = sys::unlinkat(d, &tmp, false);
+                return Err(e);
+            }
+        }
+        EntryKind::Fifo => {
+            sys::mkfifoat(d, &tmp, md.mode() & 0o777)?;
+            if let Err(e) = put_in_place(&dir, &tmp, &name) {
+                let _ = sys::unlinkat(d, &tmp, false);
+                return Err(e);
+            }
+        }
+        EntryKind::Dir | EntryKind::OpaqueDir => {
+            match host_mode(&dir, &name)? {
+                Some(m) if is_dir_mode(m) => {}
+                None => sys::mkdirat(d, &name, 0o700)?,
+                Some(_) => {
+                    // A file or symlink becomes a directory.
+                    sys::mkdirat(d, &tmp, 0o700)?;
+                    sys::renameat2(d, &tmp, d, &name, RENAME_EXCHANGE)?;
+                    sys::unlinkat(d, &tmp, false)?;
+                }
+            }
+            let fd = sys::openat(
+                Some(d),
+                &name,
+                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+            )?;
+            set_owner_mode_times(fd.as_raw_fd(), &md, false)?;
+        }
+        other => {
+            return Err(Skip(format!(
+                "a {} is never committed to the host",
+                other.as_str()
+            ))
+            .into())
+        }
+    }
+    let _ = sys::fsync(d);
+    Ok(())
+}
+
+fn print(r: &Report, json: bool, name: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    for c in &r.conflicts {
+        println!("! {}  {}", c.path.display(), c.reason);
+    }
+    for p in &r.applied {
+        println!("{} {}", p.change.letter(), p.path.display());
+    }
+    for s in &r.skipped {
+        println!("- {}  not committed: {}", s.path.display(), s.reason);
+    }
+    if r.dry_run {
+        eprintln!(
+            "cowl: dry run: {} change(s) would be committed from box {name}",
+            r.applied.len()
+        );
+    } else if let Some(v) = r.version {
+        eprintln!(
+            "cowl: committed {} change(s) from box {name} to the host (version {v})",
+            r.applied.len()
+        );
+    }
+    Ok(())
+}
+
+/// Every process of a running box, stopped (SIGSTOP) until dropped.
+struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    fn freeze(init: i32) -> Result<Frozen> {
+        let ns = std::fs::read_link(format!("/proc/{init}/ns/pid"))
+            .context("cannot read the box's pid namespace")?;
+        let mut f = Frozen { pids: Vec::new() };
+        // Init first, and wait for it: it forwards signals to the app, and a
+        // SIGCONT it forwards late must not wake what we stop next.
+        sys::kill(init, libc::SIGSTOP).context("cannot stop the box's init")?;
+        f.pids.push(init);
+        f.wait()?;
+        // Stop what is there until nothing new appears: a process forked
+        // between two passes is found by the next.
+        loop {
+            let mut new = 0;
+            for pid in pids_in(&ns) {
+                if !f.pids.contains(&pid) && sys::kill(pid, libc::SIGSTOP).is_ok() {
+                    f.pids.push(pid);
+                    new += 1;
+                }
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        f.wait()?;
+        Ok(f)
+    }
+
+    /// Waits until each has stopped (a signal is delivered asynchronously),
+    /// asking again now and then.
+    fn wait(&self) -> Result<()> {
+        let start = std::time::Instant::now();
+        for &pid in &self.pids {
+            let mut tries = 0u32;
+            // A syscall in progress in an uninterruptible wait completes
+            // before the process stops: give it time, unless it stays
+            // there (a shell waiting in vfork for a child we stopped).
+            while !stopped(pid, tries > 50) {
+                if start.elapsed() > std::time::Duration::from_secs(5) {
+                    bail!(
+                        "process {pid} of the box did not stop ({})",
+                        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                            .unwrap_or_default()
+                            .trim()
+                    );
+                }
+                tries += 1;
+                if [20, 40, 60, 80, 100].contains(&tries) || tries > 100 && tries & 31 == 0 {
+                    let _ = sys::kill(pid, libc::SIGSTOP);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // Init last, so that what it forwards finds everything running.
+        for &pid in self.pids.iter().rev() {
+            let _ = sys::kill(pid, libc::SIGCONT);
+        }
+    }
+}
+
+fn pids_in(ns: &Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.as_path() == ns)
+        })
+        .collect()
+}
+
+/// Stopped, traced, dead or gone, or in an uninterruptible wait: such a
+/// process runs none of its own code again before it takes the pending
+/// SIGSTOP (a shell waiting in vfork for a child we stopped stays there).
+fn stopped(pid: i32, uninterruptible_too: bool) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    match state {
+        Some('D') => uninterruptible_too,
+        Some('T' | 't' | 'Z' | 'X') | None => true,
+        Some(_) => false,
+    }
+}

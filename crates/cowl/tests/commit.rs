@@ -1,0 +1,328 @@
+//! `cowl commit`: every change type against every host state, conflicts,
+//! committed paths leaving the box, and a box that swaps symlinks while it
+//! is being committed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// What a tree looks like: every entry's type, mode, size and link target,
+/// and every file's content hash. Run in the box and on the host alike.
+const DESCRIBE: &str = r#"for p in "$@"; do
+  if [ -e "$p" ] || [ -L "$p" ]; then
+    find "$p" -printf '%p %y %m %l\n' | sort
+    find "$p" -type f -exec md5sum {} + | sort
+  else echo "$p absent"; fi
+done"#;
+
+fn describe_host(dir: &Path, paths: &[&str]) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(DESCRIBE)
+        .arg("sh")
+        .args(paths)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_success(&out, "describe on the host");
+    stdout(&out)
+}
+
+fn describe_box(w: &World, b: &str, paths: &[&str]) -> String {
+    let mut args = vec!["run", b, "--", "sh", "-c", DESCRIBE, "sh"];
+    args.extend(paths);
+    let out = w.cmd(&args);
+    assert_success(&out, "describe in the box");
+    stdout(&out)
+}
+
+/// (name, host setup, box action): the path is `./NAME`.
+const CASES: &[(&str, &str, &str)] = &[
+    ("f_mod", "echo old > P", "echo new > P"),
+    ("f_chmod", "echo old > P; chmod 644 P", "chmod 600 P"),
+    ("f_del", "echo old > P", "rm P"),
+    ("f_todir", "echo old > P", "rm P; mkdir P; echo in > P/x"),
+    ("f_tolink", "echo old > P", "rm P; ln -s elsewhere P"),
+    ("d_add", "mkdir P; echo a > P/a", "echo c > P/c"),
+    ("d_del", "mkdir P; echo a > P/a", "rm -r P"),
+    (
+        "d_replace",
+        "mkdir P; echo a > P/a; echo b > P/b",
+        "rm -r P; mkdir P; echo z > P/z",
+    ),
+    ("d_chmod", "mkdir P; chmod 755 P", "chmod 700 P"),
+    ("d_tofile", "mkdir P; echo a > P/a", "rm -r P; echo f > P"),
+    ("l_retarget", "ln -s one P", "rm P; ln -s two P"),
+    ("l_del", "ln -s one P", "rm P"),
+    ("l_tofile", "ln -s one P", "rm P; echo f > P"),
+    ("m_file", "true", "echo f > P"),
+    ("m_dir", "true", "mkdir -p P/sub; echo s > P/sub/s"),
+    ("m_link", "true", "ln -s somewhere P"),
+    ("m_fifo", "true", "mkfifo P"),
+];
+
+fn setup(w: &World, b: &str) {
+    for (name, host, boxed) in CASES {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(host.replace('P', name))
+            .current_dir(w.host())
+            .output()
+            .unwrap();
+        assert_success(&out, host);
+        w.ok(b, &boxed.replace('P', name));
+    }
+}
+
+fn names() -> Vec<&'static str> {
+    CASES.iter().map(|c| c.0).collect()
+}
+
+#[test]
+fn every_change_type_is_applied_as_the_box_sees_it() {
+    let w = World::new("commit-matrix");
+    setup(&w, "b");
+    let names = names();
+    let want = describe_box(&w, "b", &names);
+    let before = describe_host(&w.host(), &names);
+    assert_ne!(want, before);
+
+    // A dry run changes nothing.
+    let out = w.cmd(&["commit", "--dry-run", "--all", "b"]);
+    assert_success(&out, "commit --dry-run");
+    assert_eq!(describe_host(&w.host(), &names), before);
+
+    let out = w.cmd(&["commit", "--json", "--all", "b"]);
+    assert_success(&out, "commit --all");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["conflicts"].as_array().unwrap().is_empty(), "{r}");
+    assert!(r["skipped"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(describe_host(&w.host(), &names), want);
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(w.host())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".cowl-commit"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // The changes left the box: nothing differs, and the host shows through.
+    let diff = w.cmd(&["diff", "--json", "b"]);
+    assert_success(&diff, "diff");
+    let d: Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert!(d.as_array().unwrap().is_empty(), "{d}");
+    std::fs::write(w.host().join("f_mod"), "host later\n").unwrap();
+    assert_eq!(w.ok("b", "cat f_mod"), "host later\n");
+    let out = w.cmd(&["verify", "b"]);
+    assert_success(&out, "verify");
+
+    // The commit is a version: rolling back to before it brings the box's
+    // copies back (the host keeps what was committed).
+    let log: Value = serde_json::from_slice(&w.cmd(&["log", "--json", "b"]).stdout).unwrap();
+    assert_eq!(log[0]["made"], "commit", "{log}");
+    let before_commit = log[1]["version"].as_u64().unwrap().to_string();
+    assert_success(&w.cmd(&["rollback", "b", &before_commit]), "rollback");
+    assert_eq!(w.ok("b", "cat f_mod"), "new\n");
+}
+
+/// After the box changed each path, the host changes it too: every path
+/// is a conflict, nothing is applied, and --force applies them.
+#[test]
+fn a_host_change_since_is_a_conflict_unless_forced() {
+    let w = World::new("commit-conflict");
+    setup(&w, "b");
+    let names = names();
+    for (name, host, _) in CASES {
+        let change = if host.starts_with("echo") {
+            "echo host-edit >> P"
+        } else if host.starts_with("mkdir") {
+            "rm -rf P; echo host-file > P"
+        } else if host.starts_with("ln") {
+            "rm P; ln -s host-target P"
+        } else {
+            "echo host-made > P"
+        };
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(change.replace('P', name))
+            .current_dir(w.host())
+            .output()
+            .unwrap();
+        assert_success(&out, change);
+    }
+    let changed = describe_host(&w.host(), &names);
+    // What the box shows now (where it changed nothing, the host's new
+    // state shows through).
+    let want = describe_box(&w, "b", &names);
+    for name in &names {
+        let out = w.cmd(&["commit", "--json", "b", name]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !r["conflicts"].as_array().unwrap().is_empty(),
+            "{name} not a conflict: {r}"
+        );
+        assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    }
+    assert_eq!(
+        describe_host(&w.host(), &names),
+        changed,
+        "a refused commit changed the host"
+    );
+    let out = w.cmd(&["commit", "--force", "--all", "b"]);
+    assert_success(&out, "commit --force");
+    assert_eq!(describe_host(&w.host(), &names), want);
+}
+
+#[test]
+fn commit_of_named_paths_only_and_clear_errors() {
+    let w = World::new("commit-paths");
+    w.ok(
+        "b",
+        "mkdir -p keep/deep; echo 1 > keep/deep/a; echo 2 > other",
+    );
+    // A path with no change is an error and changes nothing.
+    let out = w.cmd(&["commit", "b", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no change"), "{}", stderr(&out));
+    // No path and no --all: usage.
+    let out = w.cmd(&["commit", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A file deep in a new directory brings its directories along.
+    let out = w.cmd(&["commit", "b", "keep/deep/a"]);
+    assert_success(&out, "commit one path");
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("keep/deep/a")).unwrap(),
+        "1\n"
+    );
+    assert!(!w.host().join("other").exists());
+    // The rest stays in the box.
+    assert_eq!(w.ok("b", "cat other"), "2\n");
+    let diff = stdout(&w.cmd(&["diff", "b"]));
+    assert!(diff.contains("other") && !diff.contains("deep/a"), "{diff}");
+    // The box's own /tmp is not committed by --all.
+    w.ok("b", "echo t > /tmp/t");
+    let out = w.cmd(&["commit", "--all", "--json", "b"]);
+    assert_success(&out, "commit --all");
+    assert!(!stdout(&out).contains("/tmp/t"));
+}
+
+/// Inside a running box, the app keeps swapping a directory with a symlink
+/// that points outside the target, while commits run one after another:
+/// nothing is ever written outside the target.
+#[test]
+fn symlink_swaps_during_commits_never_write_outside_the_target() {
+    let w = World::new("commit-race");
+    let outside = w.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "keep\n").unwrap();
+    std::fs::create_dir_all(w.host().join("work")).unwrap();
+    let before = fingerprint(&outside);
+    let script = format!(
+        "cd work; while :; do rm -rf d; mkdir d; echo pwn > d/secret; echo pwn > d/new; \
+         rm -rf d; ln -s {o} d; rm -f d; mkdir d; ln -s {o} d/link; echo pwn > d/link2; \
+         rm -rf d; ln -s {o} d; done",
+        o = outside.display()
+    );
+    let child = w
+        .cowl()
+        .args(["run", "b", "--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    // Stopped however the test ends.
+    struct Stop<'a>(&'a World, std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.cmd(&["stop", "b"]);
+            let _ = self.1.wait();
+        }
+    }
+    let guard = Stop(&w, child);
+    let state = w.store.join("boxes/b/state");
+    wait_until(|| state.exists());
+    let n = std::env::var("COWL_COMMIT_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut applied = 0;
+    for _ in 0..n {
+        let out = w.cmd(&["commit", "--force", "--json", "b", "work"]);
+        // A round may find nothing to commit (the app just removed d).
+        if out.status.success() {
+            applied += 1;
+        } else {
+            // Or a syscall the box had in progress when it was frozen
+            // changed a path: that path is skipped, never followed.
+            let err = stderr(&out);
+            let skipped = serde_json::from_slice::<Value>(&out.stdout)
+                .is_ok_and(|r| !r["skipped"].as_array().unwrap().is_empty());
+            assert!(
+                err.contains("has no change") || skipped,
+                "commit failed: {err}"
+            );
+        }
+        assert_eq!(
+            fingerprint(&outside),
+            before,
+            "a commit wrote outside the target"
+        );
+    }
+    drop(guard);
+    assert!(applied > n / 4, "only {applied} of {n} commits applied");
+    assert_eq!(fingerprint(&outside), before);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "keep\n"
+    );
+    // Whatever the last commit saw is all inside the target.
+    let d = w.host().join("work/d");
+    if let Ok(md) = d.symlink_metadata() {
+        assert!(md.is_dir() || md.file_type().is_symlink());
+    }
+    // A thousand commits of a running box make one version, not a thousand.
+    let log: Value = serde_json::from_slice(&w.cmd(&["log", "--json", "b"]).stdout).unwrap();
+    assert!(log.as_array().unwrap().len() <= 2, "{log}");
+}
+
+/// The host has a symlink where the box has a directory: committing a file
+/// below it never goes through the symlink, forced or not.
+#[test]
+fn a_host_symlink_above_a_committed_path_is_never_followed() {
+    let w = World::new("commit-symlink");
+    let outside = w.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, w.host().join("d")).unwrap();
+    w.ok("b", "rm d; mkdir d; echo pwn > d/pwn");
+    let before = fingerprint(&outside);
+    let out = w.cmd(&["commit", "b", "d/pwn"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no longer a directory"),
+        "{}",
+        stdout(&out)
+    );
+    let out = w.cmd(&["commit", "--force", "--json", "b", "d/pwn"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("symlink"),
+        "{r}"
+    );
+    assert_eq!(fingerprint(&outside), before);
+    assert!(!outside.join("pwn").exists());
+    // Committing the directory itself replaces the host's symlink.
+    assert_success(&w.cmd(&["commit", "--force", "b", "d"]), "commit d");
+    assert!(w.host().join("d").symlink_metadata().unwrap().is_dir());
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("d/pwn")).unwrap(),
+        "pwn\n"
+    );
+    assert_eq!(fingerprint(&outside), before);
+}
