@@ -846,3 +846,37 @@ fn a_commit_version_keeps_its_cut_through_a_mirror() {
     assert_success(&out, "run");
     assert_eq!(stdout(&out), "host later\nbox\n");
 }
+
+#[test]
+fn progress_shows_on_a_terminal_only_and_not_with_quiet() {
+    let w = World::new("mirror-progress");
+    w.ok("b", "echo one > a");
+    let bin = cowl_bin();
+    // Under `script` (bsdutils, always on Debian) cowl's stderr is a terminal.
+    let on_tty = |args: &str, mirror: &str| {
+        let cmd = format!("{} {args} b {mirror}", bin.display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("COWL_HOME", &w.store)
+            .current_dir(w.host())
+            .output()
+            .unwrap();
+        assert_success(&out, &cmd);
+        stdout(&out)
+    };
+    let m1 = w.dir.join("m1");
+    let text = on_tty("push", m1.to_str().unwrap());
+    assert!(
+        text.contains("push: 2/2 blobs") && text.contains("MiB/s"),
+        "{text:?}"
+    );
+    let m2 = w.dir.join("m2");
+    let text = on_tty("push --quiet", m2.to_str().unwrap());
+    assert!(!text.contains("MiB/s"), "{text:?}");
+    assert!(text.contains("pushed 1 of 1 versions"), "{text:?}");
+    // Not a terminal: no progress either.
+    let m3 = w.dir.join("m3");
+    let out = w.cmd(&["push", "b", m3.to_str().unwrap()]);
+    assert_success(&out, "push");
+    assert!(!stderr(&out).contains("MiB/s"), "{}", stderr(&out));
+}
