@@ -65,6 +65,8 @@ pub struct PullReport {
 /// One version as the mirror describes it.
 struct Wanted {
     number: u64,
+    /// The cowl digest the mirror annotates.
+    digest: String,
     layer: Descriptor,
     manifest_blob: Descriptor,
 }
@@ -106,8 +108,15 @@ fn wanted(layers: &[Descriptor]) -> Result<Vec<Wanted>, MirrorError> {
         };
         oci::blob_key(&manifest_blob.digest)?;
         oci::blob_key(&l.digest)?;
+        let digest = ann(oci::DIGEST)?;
+        if !oci::is_hex64(&digest) {
+            return Err(MirrorError::Format(format!(
+                "version {number}: {digest:?} is not a cowl digest"
+            )));
+        }
         out.push(Wanted {
             number,
+            digest,
             layer: l.clone(),
             manifest_blob,
         });
@@ -210,7 +219,7 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
     let mut progress = Progress::new("pull", opts.progress);
     for w in &wanted {
         let m = fetch_manifest(remote, w, &ids, &mut report)?;
-        let d = &w.layer.annotations[oci::DIGEST];
+        let d = &w.digest;
         if m.body.version != w.number
             || m.body.digest() != m.digest
             || &m.digest != d

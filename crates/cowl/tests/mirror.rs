@@ -330,10 +330,8 @@ fn put_blob(mirror: &Path, data: &[u8]) -> (String, u64) {
     (d, data.len() as u64)
 }
 
-/// Replaces the layer of version `n` of the mirror's newest manifest with
-/// `blob` (already compressed), keeping the cowl manifests: the chain still
-/// verifies, and only the importer stands between the archive and the box.
-fn swap_layer(mirror: &Path, n: usize, blob: &[u8]) {
+/// Rewrites the mirror's newest manifest with `edit`, and the index with it.
+fn edit_latest_manifest(mirror: &Path, edit: impl FnOnce(&mut Value)) {
     let index_path = mirror.join("index.json");
     let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     let latest = index["manifests"]
@@ -346,9 +344,7 @@ fn swap_layer(mirror: &Path, n: usize, blob: &[u8]) {
     let old = latest["digest"].as_str().unwrap().to_owned();
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(blob_path(mirror, &old)).unwrap()).unwrap();
-    let (d, size) = put_blob(mirror, blob);
-    manifest["layers"][n - 1]["digest"] = d.into();
-    manifest["layers"][n - 1]["size"] = size.into();
+    edit(&mut manifest);
     let (md, msize) = put_blob(mirror, &serde_json::to_vec(&manifest).unwrap());
     for e in index["manifests"].as_array_mut().unwrap() {
         if e["digest"] == old.as_str() {
@@ -357,6 +353,17 @@ fn swap_layer(mirror: &Path, n: usize, blob: &[u8]) {
         }
     }
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Replaces the layer of version `n` of the mirror's newest manifest with
+/// `blob` (already compressed), keeping the cowl manifests: the chain still
+/// verifies, and only the importer stands between the archive and the box.
+fn swap_layer(mirror: &Path, n: usize, blob: &[u8]) {
+    let (d, size) = put_blob(mirror, blob);
+    edit_latest_manifest(mirror, |m| {
+        m["layers"][n - 1]["digest"] = d.into();
+        m["layers"][n - 1]["size"] = size.into();
+    });
 }
 
 /// Sets the owner fields (4242) of a corpus archive to the caller's ids.
@@ -879,4 +886,69 @@ fn progress_shows_on_a_terminal_only_and_not_with_quiet() {
     let out = w.cmd(&["push", "b", m3.to_str().unwrap()]);
     assert_success(&out, "push");
     assert!(!stderr(&out).contains("MiB/s"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_mirror_with_broken_metadata_is_an_error_not_a_crash() {
+    let w = World::new("mirror-broken");
+    w.ok("b", "echo one > a");
+    w.ok("b", "echo two > b");
+    let base = base_mirror(&w, "base");
+    let other = w.dir.join("other-store");
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "no digest",
+            |m| {
+                m["layers"][0]["annotations"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("org.cowl.digest");
+            },
+            "no org.cowl.digest",
+        ),
+        (
+            "a blob outside the layout",
+            |m| {
+                m["layers"][0]["digest"] = "sha256:../../../etc/passwd".into();
+            },
+            "not a sha256 digest",
+        ),
+        (
+            "versions swapped",
+            |m| {
+                let l = m["layers"].as_array_mut().unwrap();
+                l.swap(0, 1);
+            },
+            "not annotated as version 1",
+        ),
+        (
+            "another manifest",
+            |m| {
+                let v2 = m["layers"][1]["annotations"]["org.cowl.manifest"].clone();
+                m["layers"][0]["annotations"]["org.cowl.manifest"] = v2;
+            },
+            "is larger than",
+        ),
+        (
+            "a wrong chain digest",
+            |m| {
+                m["layers"][1]["annotations"]["org.cowl.digest"] = "0".repeat(64).into();
+            },
+            "breaks the chain",
+        ),
+    ];
+    for (what, edit, want) in cases {
+        let mirror = w.dir.join(format!("m-{}", what.replace(' ', "-")));
+        copy_dir(&base, &mirror);
+        edit_latest_manifest(&mirror, edit);
+        let out = cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{what}: want {want:?} in {}",
+            stderr(&out)
+        );
+        assert!(!other.join("boxes/b").exists(), "{what}: a box was made");
+    }
 }
