@@ -364,6 +364,44 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
+/// `pidfd_send_signal(2)`: a signal to the process the descriptor names,
+/// never to a later process that reused its pid.
+pub fn pidfd_send_signal(fd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; no siginfo.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Blocks `sigs` in this thread; returns the mask before.
+pub fn block_signals(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls
+    // only read and write the sets we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in sigs {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// Sets this thread's signal mask (as `block_signals` returned it).
+pub fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: a valid set we own.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}
+
 /// `setns(2)`.
 pub fn setns(fd: RawFd, nstype: i32) -> io::Result<()> {
     // SAFETY: plain syscall.

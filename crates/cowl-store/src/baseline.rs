@@ -35,6 +35,50 @@ pub struct HostState {
     /// BLAKE3 of the content (files up to 64 MiB) or of the link target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<String>,
+    /// From when (nanoseconds since the epoch) the box may have changed the
+    /// path: the start of the run that did. A host change after it (the
+    /// host entry's ctime, or any ctime below a directory) is a conflict.
+    #[serde(default)]
+    pub since_ns: i128,
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// The status-change time of a host path, not following a symlink.
+pub fn ctime_ns(path: &Path) -> Option<i128> {
+    let md = std::fs::symlink_metadata(path).ok()?;
+    Some(md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128)
+}
+
+/// The first entry at or below `path` (a host tree, symlinks not followed)
+/// whose status changed after `since`, if any. Stops after `limit` entries
+/// (a tree that large is reported as changed).
+pub fn changed_below(path: &Path, since: i128, limit: usize) -> Option<PathBuf> {
+    let mut stack = vec![path.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(p) = stack.pop() {
+        seen += 1;
+        if seen > limit {
+            return Some(p);
+        }
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128 > since {
+            return Some(p);
+        }
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    None
 }
 
 impl HostState {
@@ -53,6 +97,7 @@ impl HostState {
                 mtime_ns: 0,
                 ino: md.ino(),
                 blake3: None,
+                since_ns: 0,
             };
         } else if ft.is_file() {
             (
@@ -77,6 +122,7 @@ impl HostState {
             mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
             ino: md.ino(),
             blake3,
+            since_ns: 0,
         }
     }
 
@@ -88,6 +134,7 @@ impl HostState {
             mtime_ns: 0,
             ino: 0,
             blake3: None,
+            since_ns: 0,
         }
     }
 
@@ -133,12 +180,18 @@ fn file(b: &BoxDir) -> PathBuf {
     b.path().join("host-baseline.json")
 }
 
-/// The recorded states.
-pub fn load(b: &BoxDir) -> BTreeMap<String, HostState> {
-    std::fs::read(file(b))
-        .ok()
-        .and_then(|t| serde_json::from_slice(&t).ok())
-        .unwrap_or_default()
+/// The recorded states. A record that cannot be read is an error: a
+/// commit without it could overwrite host changes unawares.
+pub fn load(b: &BoxDir) -> Result<BTreeMap<String, HostState>, StoreError> {
+    let p = file(b);
+    match std::fs::read(&p) {
+        Ok(t) => serde_json::from_slice(&t).map_err(|e| StoreError::BadSettings {
+            path: p.clone(),
+            message: format!("{e} (the record of host states; remove it and commit with --force after checking the host)"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(StoreError::io("read", &p)(e)),
+    }
 }
 
 /// Writes the recorded states.
@@ -146,10 +199,10 @@ pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreEr
     write_atomic(&file(b), &serde_json::to_vec(map).unwrap_or_default())
 }
 
-/// Records the host state of every path of `layer` not recorded yet
-/// (directories that are only on the way to a change are left out).
-pub fn record_layer(b: &BoxDir, layer: &Path) -> Result<(), StoreError> {
-    let mut map = load(b);
+/// Records the host state of every path of `layer` not recorded yet;
+/// `since`: when the run that changed them started.
+pub fn record_layer(b: &BoxDir, layer: &Path, since: i128) -> Result<(), StoreError> {
+    let mut map = load(b)?;
     let before = map.len();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -161,16 +214,14 @@ pub fn record_layer(b: &BoxDir, layer: &Path) -> Result<(), StoreError> {
             let Some((kind, _)) = EntryKind::of(&e.path()) else {
                 continue;
             };
-            if kind == EntryKind::Dir {
-                stack.push(r);
-                continue;
-            }
-            if kind == EntryKind::OpaqueDir {
+            if kind.is_dir() {
                 stack.push(r.clone());
             }
             let key = r.to_string_lossy().into_owned();
-            map.entry(key)
-                .or_insert_with(|| HostState::of(&Path::new("/").join(&r)));
+            map.entry(key).or_insert_with(|| HostState {
+                since_ns: since,
+                ..HostState::of(&Path::new("/").join(&r))
+            });
         }
     }
     if map.len() != before {

@@ -21,7 +21,16 @@ pub const FLAG: &str = "cuts";
 pub fn of_layer(layer: &Path) -> Option<BTreeSet<PathBuf>> {
     let text = std::fs::read(layer.with_file_name(FILE)).ok()?;
     let paths: Vec<String> = serde_json::from_slice(&text).ok()?;
-    let set: BTreeSet<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    // Only plain relative paths: a cut never names anything outside the box.
+    let set: BTreeSet<PathBuf> = paths
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|p| {
+            p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+                && p.components().next().is_some()
+        })
+        .collect();
     (!set.is_empty()).then_some(set)
 }
 

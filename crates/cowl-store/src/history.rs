@@ -527,6 +527,11 @@ fn finish_rollback(b: &BoxDir, qd: &Path, target: u64) -> Result<(), StoreError>
         rename(&upper, &qd.join("live/upper"))?;
         sync_dir(&b.path().join("live"));
     }
+    // What was noted of the live layer went with it.
+    let stripped = b.path().join("stripped.json");
+    if stripped.exists() {
+        let _ = fs::rename(&stripped, qd.join("live/stripped.json"));
+    }
     point("rollback:moved-live");
     let marker = qd.join(".incomplete");
     fs::remove_file(&marker).map_err(StoreError::io("remove", &marker))?;

@@ -127,7 +127,11 @@ const SHELL_RC: &[&str] = &[
     ".xsessionrc",
     ".xinitrc",
     ".config/fish/config.fish",
+    ".bash_aliases",
 ];
+
+/// Directories whose every file a shell or session runs at start.
+const RC_DIRS: &[&str] = &[".bashrc.d", ".config/fish/conf.d", ".zshrc.d"];
 
 const PATH_DIRS_HOME: &[&str] = &[".local/bin", "bin"];
 const PATH_DIRS_SYSTEM: &[&str] = &["usr/local/bin", "usr/local/sbin"];
@@ -144,6 +148,7 @@ fn is_exec(e: &Entry) -> bool {
 /// the entries are (to read content where a rule needs it).
 pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
+    let paths: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     for e in entries {
         let before = out.len();
         let rel = Path::new(&e.path);
@@ -176,7 +181,10 @@ pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Findin
 
         // Persistence in a home directory.
         if let Some(h) = cx.in_home(rel) {
-            if written && SHELL_RC.iter().any(|r| h == Path::new(r)) {
+            if written
+                && (SHELL_RC.iter().any(|r| h == Path::new(r))
+                    || RC_DIRS.iter().any(|d| under(h, d)))
+            {
                 add(
                     "persistence.shell-rc",
                     Severity::High,
@@ -198,6 +206,82 @@ pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Findin
                     Severity::High,
                     "systemd user unit".into(),
                 );
+            }
+            // A persistence directory replaced by a symlink to one the box
+            // filled elsewhere.
+            if e.kind == EntryKind::Symlink
+                && [
+                    ".config/autostart",
+                    ".config/systemd/user",
+                    ".config/systemd",
+                    ".local/share/systemd/user",
+                    ".ssh",
+                    ".config/environment.d",
+                    ".local/bin",
+                ]
+                .iter()
+                .any(|d| h == Path::new(d))
+            {
+                add(
+                    "persistence.symlinked-dir",
+                    Severity::High,
+                    "a persistence directory replaced by a symlink".into(),
+                );
+            }
+            if written && h == Path::new(".ssh/config") {
+                let hooks = mentions(
+                    &layer.join(rel),
+                    &[b"ProxyCommand", b"LocalCommand", b"Match exec"],
+                );
+                add(
+                    "persistence.ssh-config",
+                    if hooks {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    },
+                    if hooks {
+                        "ssh client configuration that runs commands".into()
+                    } else {
+                        "ssh client configuration".into()
+                    },
+                );
+            }
+            if written && h == Path::new(".gitconfig") && mentions(&layer.join(rel), GIT_EXEC_KEYS)
+            {
+                add(
+                    "persistence.git-config",
+                    Severity::High,
+                    "git configuration that runs commands (hooksPath, fsmonitor, sshCommand, askPass)".into(),
+                );
+            }
+            if written && under(h, ".local/share/applications") {
+                add(
+                    "persistence.desktop-entry",
+                    Severity::Medium,
+                    "desktop application entry".into(),
+                );
+            }
+            if written && under(h, ".local/lib") {
+                let name = rel
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let in_site = rel
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == "site-packages");
+                if in_site
+                    && (name.ends_with(".pth")
+                        || name == "sitecustomize.py"
+                        || name == "usercustomize.py")
+                {
+                    add(
+                        "persistence.python-startup",
+                        Severity::High,
+                        "code every Python of this user runs at start".into(),
+                    );
+                }
             }
             if written && (h.starts_with(".ssh/authorized_keys") || h == Path::new(".ssh/rc")) {
                 add(
@@ -433,12 +517,39 @@ pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Findin
                 "LD_PRELOAD in a system environment file".into(),
             );
         }
-        // Git hooks run on the user's next commit, checkout or fetch.
+        // Git hooks run on the user's next commit, checkout or fetch. In a
+        // repository this very version made (clone, init: its `description`
+        // is new too), tools install hooks as a matter of course.
         if written && is_git_hook(rel) {
+            let new_repo = rel.parent().and_then(Path::parent).is_some_and(|git| {
+                paths.contains(git.join("description").to_string_lossy().as_ref())
+            });
             add(
                 "persistence.git-hook",
+                if new_repo {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                },
+                if new_repo {
+                    "git hook of a repository made in this version".into()
+                } else {
+                    "git hook (runs on the next git command)".into()
+                },
+            );
+        }
+        if written
+            && rel.file_name().is_some_and(|n| n == "config")
+            && rel
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == ".git")
+            && mentions(&layer.join(rel), GIT_EXEC_KEYS)
+        {
+            add(
+                "persistence.git-config",
                 Severity::High,
-                "git hook (runs on the next git command)".into(),
+                "repository configuration that runs commands (hooksPath, fsmonitor, sshCommand, askPass)".into(),
             );
         }
 
@@ -456,11 +567,8 @@ pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Findin
             if tmp {
                 add(
                     "dropper.tmp-exec",
-                    if elf {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    },
+                    // Compilers write binaries there too.
+                    Severity::Medium,
                     format!(
                         "executable {} in a temporary directory",
                         if elf { "binary" } else { "file" }
@@ -495,11 +603,26 @@ pub fn scan_entries(entries: &[Entry], layer: &Path, cx: &Context) -> Vec<Findin
     out
 }
 
+/// Keys of git configuration that make git run a command.
+const GIT_EXEC_KEYS: &[&[u8]] = &[
+    b"hooksPath",
+    b"hookspath",
+    b"fsmonitor",
+    b"sshCommand",
+    b"sshcommand",
+    b"askPass",
+    b"askpass",
+];
+
+/// A hook of a repository (`.git/hooks/x`) or of a bare one (`x.git/hooks/y`).
 fn is_git_hook(rel: &Path) -> bool {
     let Some(parent) = rel.parent() else {
         return false;
     };
-    parent.ends_with(".git/hooks") && rel.extension().is_none_or(|x| x != "sample")
+    let repo = parent.parent().and_then(Path::file_name);
+    parent.file_name().is_some_and(|n| n == "hooks")
+        && repo.is_some_and(|r| r.to_string_lossy().ends_with(".git"))
+        && rel.extension().is_none_or(|x| x != "sample")
 }
 
 fn hidden_dir(rel: &Path) -> bool {
@@ -533,6 +656,11 @@ fn read_head(p: &Path, n: usize) -> Vec<u8> {
 
 fn is_elf(p: &Path) -> bool {
     read_head(p, 4) == b"\x7fELF"
+}
+
+fn mentions(p: &Path, words: &[&[u8]]) -> bool {
+    let text = read_head(p, 1 << 20);
+    words.iter().any(|w| text.windows(w.len()).any(|x| x == *w))
 }
 
 fn mentions_preload(p: &Path) -> bool {
@@ -632,6 +760,51 @@ mod tests {
             e("tmp/build.log", EntryKind::File, 0o100644),
         ]);
         assert!(got.iter().all(|g| g.2 < Severity::High), "{got:?}");
+    }
+
+    #[test]
+    fn more_persistence_and_fewer_false_alarms() {
+        let got = rules(&[
+            e("home/u/.bash_aliases", EntryKind::File, 0o100644),
+            e("home/u/.bashrc.d/x.sh", EntryKind::File, 0o100644),
+            e("home/u/.config/autostart", EntryKind::Symlink, 0o120777),
+            e(
+                "home/u/.local/lib/python3.11/site-packages/evil.pth",
+                EntryKind::File,
+                0o100644,
+            ),
+            e("srv/repo.git/hooks/post-receive", EntryKind::File, 0o100755),
+            // A repository made in this version: its hooks are the tools'.
+            e("home/u/lfs/.git/description", EntryKind::File, 0o100644),
+            e("home/u/lfs/.git/hooks/pre-push", EntryKind::File, 0o100755),
+            // A venv's own .pth files are not the user's site.
+            e(
+                "home/u/p/.venv/lib/python3.11/site-packages/_virtualenv.pth",
+                EntryKind::File,
+                0o100644,
+            ),
+        ]);
+        let high: Vec<_> = got
+            .iter()
+            .filter(|g| g.2 >= Severity::High)
+            .map(|g| (g.0.as_str(), g.1))
+            .collect();
+        assert_eq!(
+            high,
+            [
+                ("/home/u/.bash_aliases", "persistence.shell-rc"),
+                ("/home/u/.bashrc.d/x.sh", "persistence.shell-rc"),
+                ("/home/u/.config/autostart", "persistence.symlinked-dir"),
+                (
+                    "/home/u/.local/lib/python3.11/site-packages/evil.pth",
+                    "persistence.python-startup"
+                ),
+                ("/srv/repo.git/hooks/post-receive", "persistence.git-hook"),
+            ]
+        );
+        assert!(got
+            .iter()
+            .any(|g| g.0 == "/home/u/lfs/.git/hooks/pre-push" && g.2 == Severity::Medium));
     }
 
     #[test]

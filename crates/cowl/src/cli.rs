@@ -348,6 +348,10 @@ pub struct CommitArgs {
     /// Overwrite host paths that changed since the box changed them.
     #[arg(long)]
     pub force: bool,
+    /// Apply changes that `cowl scan` flags high or critical (shell start-up
+    /// files, git hooks, autostart entries, …); refused without it.
+    #[arg(long)]
+    pub allow_risky: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

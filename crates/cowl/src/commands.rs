@@ -230,6 +230,7 @@ fn run(a: RunArgs) -> Result<i32> {
         cgroups: enforcement.cgroups.clone(),
         rlimits: enforcement.rlimits.clone(),
     };
+    let started = cowl_store::baseline::now_ns();
     let code = spawn::run(&plan, &enforcement, &mut obs);
     cowl_sandbox::limits::cleanup(&enforcement);
     let code = code?;
@@ -237,7 +238,7 @@ fn run(a: RunArgs) -> Result<i32> {
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
     // it changed while this process still holds the run lock.
-    if let Err(e) = versions::after_run(&b, &layout, &spec.command, code) {
+    if let Err(e) = versions::after_run(&b, &layout, &spec.command, code, started) {
         eprintln!(
             "cowl: warning: the box ran, but its automatic snapshot failed: {}",
             crate::render(&e)

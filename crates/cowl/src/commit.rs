@@ -15,6 +15,7 @@
 
 use crate::cli::CommitArgs;
 use crate::commands::{box_name, open_store, usage};
+use crate::freeze::Still;
 use crate::versions::BoxLayout;
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::sys;
@@ -52,6 +53,8 @@ struct Conflict {
 #[derive(Debug, Serialize)]
 struct Report {
     dry_run: bool,
+    /// What `cowl scan`'s rules flag (high or worse) in what would be applied.
+    risky: Vec<cowl_store::scan::Finding>,
     applied: Vec<Planned>,
     skipped: Vec<Conflict>,
     conflicts: Vec<Conflict>,
@@ -76,20 +79,8 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
     let layout = BoxLayout::of(&store, &b)?;
 
     // Nothing of the box may move while we read it and write the host.
-    let lock = b.try_lock()?;
-    let _frozen = match &lock {
-        Some(_) => None,
-        None => match b.running()? {
-            Some(state) => Some(Frozen::freeze(state.pid).with_context(|| {
-                format!(
-                    "cannot freeze box {name} (pid {}) for the commit",
-                    state.pid
-                )
-            })?),
-            None => bail!("box {name} is starting or stopping: retry in a moment"),
-        },
-    };
-    let running = lock.is_none();
+    let still = Still::hold(&b, "commit")?;
+    let running = still.running();
     let _ops = b.ops_lock(true)?;
     history::recover(&b)?;
 
@@ -162,7 +153,13 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
     selected.dedup_by(|x, y| x.path == y.path);
 
     // Conflicts: the host changed since the box recorded its change.
-    let base = baseline::load(&b);
+    let base = baseline::load(&b)?;
+    // A running box's newest changes are recorded only when its run ends:
+    // for them, anything the host changed since the run began.
+    let running_since = match (running, b.running()?) {
+        (true, Some(state)) => Some(state.started as i128 * 1_000_000_000),
+        _ => None,
+    };
     let mut conflicts = Vec::new();
     let chosen: BTreeSet<&Path> = selected.iter().map(|c| c.path.as_path()).collect();
     for c in &selected {
@@ -178,26 +175,24 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
                 continue;
             }
         }
-        let reason = match base.get(&rel.to_string_lossy().into_owned()) {
-            Some(then) => then.changed(&HostState::of(&c.path)),
-            // Not recorded yet (a change of the running box): the host's
-            // entry must be older than the box's.
-            None => match (std::fs::symlink_metadata(&c.path), &c.after) {
-                (Ok(h), Some(after)) => std::fs::symlink_metadata(after).ok().and_then(|m| {
-                    ((h.ctime(), h.ctime_nsec()) > (m.ctime(), m.ctime_nsec()))
-                        .then(|| "it changed on the host after the box changed it".to_string())
-                }),
-                _ => None,
-            },
-        };
-        if let Some(reason) = reason {
+        // A path recorded with no entry of its own (below a directory the
+        // box replaced): its nearest recorded directory says since when.
+        let since = running_since.or_else(|| {
+            rel.ancestors()
+                .skip(1)
+                .find_map(|a| base.get(&a.to_string_lossy().into_owned()))
+                .map(|h| h.since_ns)
+        });
+        if let Some(reason) = conflict(c, base.get(&rel.to_string_lossy().into_owned()), since) {
             conflicts.push(Conflict {
                 path: c.path.clone(),
-                reason: format!("the host's copy changed since the box changed it: {reason}"),
+                reason,
             });
         }
     }
+    let risky = risky(&selected, &layers);
     let mut report = Report {
+        risky,
         dry_run: a.dry_run,
         applied: Vec::new(),
         skipped: Vec::new(),
@@ -207,15 +202,26 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
     if !report.conflicts.is_empty() && !a.force {
         print(&report, a.json, name.as_str())?;
         eprintln!(
-            "cowl: nothing was committed: {} path(s) changed on the host since the box changed them; `cowl commit --force` overwrites them",
+            "cowl: nothing was committed: {} path(s) may hold host changes the commit would overwrite (listed with !); check them, then `cowl commit --force` applies anyway",
             report.conflicts.len()
+        );
+        return Ok(1);
+    }
+
+    if !report.risky.is_empty() && !a.allow_risky && !a.dry_run {
+        print(&report, a.json, name.as_str())?;
+        eprintln!(
+            "cowl: nothing was committed: {} change(s) would put persistence or privilege on the host (listed with ⚠; `cowl scan {name}` explains the rules); review them, then `cowl commit --allow-risky` applies anyway",
+            report.risky.len()
         );
         return Ok(1);
     }
 
     // A path leaves the box when the host shows through every directory
     // above it in the box; else (below a directory the box replaced) the
-    // box keeps its copy, which is now the host's too.
+    // box keeps its copy, which is now the host's too. The box's own /tmp
+    // and /var/tmp never show the host, and a running box keeps what its
+    // live layer holds until it stops.
     let reaches_host = |rel: &Path| {
         rel.ancestors()
             .skip(1)
@@ -229,10 +235,19 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
     };
     let root = sys::openat(None, Path::new("/"), libc::O_DIRECTORY | libc::O_RDONLY, 0)
         .context("cannot open /")?;
-    let mut cut = BTreeSet::new();
+    let named: BTreeSet<&Path> = selected
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.iter().any(|w| c.path.starts_with(w)))
+        .map(|c| c.path.as_path())
+        .collect();
+    let mut not_applied: Vec<PathBuf> = Vec::new();
+    let mut failure = None;
     for c in &selected {
         let rel = rel_of(&c.path);
-        let leaves = reaches_host(&rel) && !(running && only_in(&upper, &versions, &rel));
+        let leaves = reaches_host(&rel)
+            && !is_private(&c.path)
+            && !(running && upper.join(&rel).symlink_metadata().is_ok())
+            && named.contains(c.path.as_path());
         let planned = Planned {
             path: c.path.clone(),
             change: c.change,
@@ -241,6 +256,7 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
         };
         if !a.dry_run {
             if let Err(e) = apply(&root, c, &rel, &layers) {
+                not_applied.push(c.path.clone());
                 match e.downcast::<Skip>() {
                     Ok(Skip(reason)) => {
                         report.skipped.push(Conflict {
@@ -250,44 +266,141 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
                         continue;
                     }
                     Err(e) => {
-                        // What is applied stays applied; record it first.
-                        if !report.applied.is_empty() {
-                            let _ = finish(&b, &upper, running, &cut, report.applied.len());
-                        }
-                        return Err(e.context(format!(
-                            "cannot commit {} ({} path(s) before it were committed)",
+                        failure = Some(e.context(format!(
+                            "cannot commit {} ({} path(s) before it were committed, the rest not)",
                             c.path.display(),
                             report.applied.len()
                         )));
+                        break;
                     }
                 }
             }
         }
-        if leaves && !cut.iter().any(|p: &PathBuf| rel.starts_with(p)) {
-            cut.insert(rel.clone());
-        }
         report.applied.push(planned);
     }
+    if failure.is_some() {
+        // Nothing after the failure was applied.
+        let done: BTreeSet<&Path> = report.applied.iter().map(|p| p.path.as_path()).collect();
+        not_applied.extend(
+            selected
+                .iter()
+                .filter(|c| !done.contains(c.path.as_path()))
+                .map(|c| c.path.clone()),
+        );
+    }
+    // Cut what left the box: a directory only if nothing at or below it
+    // stayed behind.
+    let mut cut: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in report.applied.iter().filter(|p| p.leaves_box) {
+        let whole = !not_applied.iter().any(|n| n.starts_with(&p.path));
+        if whole && !cut.iter().any(|c: &PathBuf| rel_of(&p.path).starts_with(c)) {
+            cut.insert(rel_of(&p.path));
+        }
+    }
     if !a.dry_run && !report.applied.is_empty() {
-        report.version = Some(finish(&b, &upper, running, &cut, report.applied.len())?);
+        let applied: Vec<PathBuf> = report.applied.iter().map(|p| p.path.clone()).collect();
+        let v = finish(&b, &upper, running, &cut, &applied);
+        match (v, failure) {
+            (Ok(v), None) => report.version = Some(v),
+            (Ok(_), Some(e)) => return Err(e),
+            (Err(e), None) => return Err(e),
+            (Err(e2), Some(e)) => {
+                return Err(e.context(format!("and the commit was not recorded: {e2:#}")))
+            }
+        }
+    } else if let Some(e) = failure {
+        return Err(e);
     }
     print(&report, a.json, name.as_str())?;
     Ok(if report.skipped.is_empty() { 0 } else { 1 })
 }
 
+/// What the scan rules flag, high or worse, among the changes to apply.
+fn risky(selected: &[&Change], layers: &[PathBuf]) -> Vec<cowl_store::scan::Finding> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cx = cowl_store::scan::Context::of_host(home.as_deref());
+    let mut by_layer: std::collections::BTreeMap<&Path, Vec<cowl_store::manifest::Entry>> =
+        Default::default();
+    for c in selected {
+        let Some(after) = &c.after else { continue };
+        let rel = rel_of(&c.path);
+        let Some(layer) = layers.iter().find(|l| after == &l.join(&rel)) else {
+            continue;
+        };
+        let Some((kind, md)) = EntryKind::of(after) else {
+            continue;
+        };
+        if let Ok(e) = cowl_store::manifest::entry(after, &rel, kind, &md) {
+            by_layer.entry(layer.as_path()).or_default().push(e);
+        }
+    }
+    by_layer
+        .into_iter()
+        .flat_map(|(layer, entries)| cowl_store::scan::scan_entries(&entries, layer, &cx))
+        .filter(|f| f.severity >= cowl_store::scan::Severity::High)
+        .collect()
+}
+
+/// Why committing `c` could overwrite a host change, if it could.
+/// `then`: the host state recorded when the box changed the path;
+/// `fallback_since`: for a path not recorded (a running box's newest
+/// change, or a path below a directory the box replaced), since when the
+/// box may have changed it.
+fn conflict(c: &Change, then: Option<&HostState>, fallback_since: Option<i128>) -> Option<String> {
+    let now = HostState::of(&c.path);
+    let since = match then {
+        Some(then) => {
+            if let Some(r) = then.changed(&now) {
+                return Some(format!("the host's copy changed since the box changed it: {r}"));
+            }
+            then.since_ns
+        }
+        None => match fallback_since {
+            Some(t) => t,
+            // Creating what is still absent overwrites nothing.
+            None if now.kind == "missing" => return None,
+            None => {
+                return Some(
+                    "cowl has no record of the host's copy from when the box changed it (a box from an older cowl, or pulled from a mirror)".into(),
+                )
+            }
+        },
+    };
+    if since == 0 {
+        return None;
+    }
+    // A directory the commit removes or replaces: anything below it.
+    let deep = now.kind == "dir"
+        && (c.change == ChangeKind::Deleted || c.change == ChangeKind::TypeChanged);
+    if deep {
+        return baseline::changed_below(&c.path, since, 100_000).map(|p| {
+            format!(
+                "{} changed on the host after the box changed this",
+                p.display()
+            )
+        });
+    }
+    match baseline::ctime_ns(&c.path) {
+        Some(t) if t > since => Some("it changed on the host after the box changed it".into()),
+        _ => None,
+    }
+}
+
 /// Records the commit (a version with the cut), takes the cut paths out of
-/// the live layer of a stopped box, forgets their baselines, and brings the
-/// run cache up to date.
+/// the live layer of a stopped box, and brings the run cache up to date.
+/// The record of host states: cut paths are forgotten; what was applied
+/// but stays in the box is recorded afresh (the host now holds the box's
+/// copy), and so are the directories the commit wrote into.
 fn finish(
     b: &BoxDir,
     upper: &Path,
     running: bool,
     cut: &BTreeSet<PathBuf>,
-    applied: usize,
+    applied: &[PathBuf],
 ) -> Result<u64> {
     // The version first: if cowl dies after it, the live layer still holds
     // copies equal to the host's, which is harmless.
-    let n = history::record_commit(b, cut, applied)?;
+    let n = history::record_commit(b, cut, applied.len())?;
     if !running {
         for rel in cut {
             let p = upper.join(rel);
@@ -296,18 +409,34 @@ fn finish(
         }
         cowl_store::cache::refresh(b)?;
     }
-    let mut base = baseline::load(b);
+    let mut base = baseline::load(b)?;
     base.retain(|k, _| !cut.iter().any(|c| Path::new(k).starts_with(c)));
+    let now = baseline::now_ns();
+    for p in applied {
+        let rel = rel_of(p);
+        let mut keys = vec![rel.clone()];
+        keys.extend(
+            rel.ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_path_buf),
+        );
+        for k in keys {
+            let key = k.to_string_lossy().into_owned();
+            let in_cut = cut.iter().any(|c| k.starts_with(c));
+            if !in_cut && (k == rel || base.contains_key(&key)) {
+                base.insert(
+                    key,
+                    HostState {
+                        since_ns: now,
+                        ..HostState::of(&Path::new("/").join(&k))
+                    },
+                );
+            }
+        }
+    }
     baseline::save(b, &base)?;
     Ok(n)
-}
-
-/// Whether the path is held by the live layer and by no version.
-fn only_in(upper: &Path, versions: &[PathBuf], rel: &Path) -> bool {
-    upper.join(rel).symlink_metadata().is_ok()
-        && !versions
-            .iter()
-            .any(|v| v.join(rel).symlink_metadata().is_ok())
 }
 
 fn rel_of(p: &Path) -> PathBuf {
@@ -587,6 +716,15 @@ fn print(r: &Report, json: bool, name: &str) -> Result<()> {
     for c in &r.conflicts {
         println!("! {}  {}", c.path.display(), c.reason);
     }
+    for f in &r.risky {
+        println!(
+            "⚠ {}  {} ({}): {}",
+            f.path.display(),
+            f.rule,
+            f.severity.as_str(),
+            f.detail
+        );
+    }
     for p in &r.applied {
         println!("{} {}", p.change.letter(), p.path.display());
     }
@@ -605,104 +743,4 @@ fn print(r: &Report, json: bool, name: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Every process of a running box, stopped (SIGSTOP) until dropped.
-struct Frozen {
-    pids: Vec<i32>,
-}
-
-impl Frozen {
-    fn freeze(init: i32) -> Result<Frozen> {
-        let ns = std::fs::read_link(format!("/proc/{init}/ns/pid"))
-            .context("cannot read the box's pid namespace")?;
-        let mut f = Frozen { pids: Vec::new() };
-        // Init first, and wait for it: it forwards signals to the app, and a
-        // SIGCONT it forwards late must not wake what we stop next.
-        sys::kill(init, libc::SIGSTOP).context("cannot stop the box's init")?;
-        f.pids.push(init);
-        f.wait()?;
-        // Stop what is there until nothing new appears: a process forked
-        // between two passes is found by the next.
-        loop {
-            let mut new = 0;
-            for pid in pids_in(&ns) {
-                if !f.pids.contains(&pid) && sys::kill(pid, libc::SIGSTOP).is_ok() {
-                    f.pids.push(pid);
-                    new += 1;
-                }
-            }
-            if new == 0 {
-                break;
-            }
-        }
-        f.wait()?;
-        Ok(f)
-    }
-
-    /// Waits until each has stopped (a signal is delivered asynchronously),
-    /// asking again now and then.
-    fn wait(&self) -> Result<()> {
-        let start = std::time::Instant::now();
-        for &pid in &self.pids {
-            let mut tries = 0u32;
-            // A syscall in progress in an uninterruptible wait completes
-            // before the process stops: give it time, unless it stays
-            // there (a shell waiting in vfork for a child we stopped).
-            while !stopped(pid, tries > 50) {
-                if start.elapsed() > std::time::Duration::from_secs(5) {
-                    bail!(
-                        "process {pid} of the box did not stop ({})",
-                        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                            .unwrap_or_default()
-                            .trim()
-                    );
-                }
-                tries += 1;
-                if [20, 40, 60, 80, 100].contains(&tries) || tries > 100 && tries & 31 == 0 {
-                    let _ = sys::kill(pid, libc::SIGSTOP);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        // Init last, so that what it forwards finds everything running.
-        for &pid in self.pids.iter().rev() {
-            let _ = sys::kill(pid, libc::SIGCONT);
-        }
-    }
-}
-
-fn pids_in(ns: &Path) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.as_path() == ns)
-        })
-        .collect()
-}
-
-/// Stopped, traced, dead or gone, or in an uninterruptible wait: such a
-/// process runs none of its own code again before it takes the pending
-/// SIGSTOP (a shell waiting in vfork for a child we stopped stays there).
-fn stopped(pid: i32, uninterruptible_too: bool) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    match state {
-        Some('D') => uninterruptible_too,
-        Some('T' | 't' | 'Z' | 'X') | None => true,
-        Some(_) => false,
-    }
 }

@@ -54,7 +54,20 @@ pub struct Row {
 
 /// Every finding of the built-in rules (and of `with`, if given) in the
 /// chosen parts of the box, oldest version first.
-pub fn findings(b: &BoxDir, only: Option<Where>, with: Option<&str>) -> Result<Vec<Row>> {
+/// `held`: the caller holds the box still already.
+pub fn findings(
+    b: &BoxDir,
+    only: Option<Where>,
+    with: Option<&str>,
+    held: bool,
+) -> Result<Vec<Row>> {
+    // The live layer of a running box is read with the box frozen, so that
+    // no symlink it swaps in meanwhile can point a read elsewhere.
+    let _still = if !held && only.is_none_or(|o| o == Where::Live) {
+        Some(crate::freeze::Still::hold(b, "scan")?)
+    } else {
+        None
+    };
     let _ops = b.ops_lock(false)?;
     let versions = b.versions()?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -132,8 +145,11 @@ pub fn findings(b: &BoxDir, only: Option<Where>, with: Option<&str>) -> Result<V
 /// passed as an argument (never spliced into the shell text).
 fn external(cmd: &str, layer: &Path, rel: &str) -> Result<Option<Finding>> {
     let file = layer.join(rel);
+    // `{}`, quoted or not, is the first argument of the shell.
     let script = if cmd.contains("{}") {
-        cmd.replace("{}", "\"$1\"")
+        cmd.replace("'{}'", "\"$1\"")
+            .replace("\"{}\"", "\"$1\"")
+            .replace("{}", "\"$1\"")
     } else {
         format!("{cmd} \"$1\"")
     };
@@ -145,8 +161,15 @@ fn external(cmd: &str, layer: &Path, rel: &str) -> Result<Option<Finding>> {
         .stdin(std::process::Stdio::null())
         .output()
         .with_context(|| format!("cannot run the scanner `{cmd}`"))?;
-    if out.status.success() {
-        return Ok(None);
+    match out.status.code() {
+        Some(0) => return Ok(None),
+        // Scanners say "found" with 1 (clamscan, grep, …).
+        Some(1) => {}
+        code => anyhow::bail!(
+            "the scanner `{cmd}` failed on /{rel} (exit {}): {}; a scanner exits 0 for clean and 1 for found",
+            code.map_or("by a signal".into(), |c| c.to_string()),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
     }
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
@@ -214,7 +237,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
             )));
         }
     }
-    let rows = findings(&b, only, a.with.as_deref())?;
+    let rows = findings(&b, only, a.with.as_deref(), false)?;
     let min = a.min_severity.map(severity);
     if a.first_bad {
         let min = min.unwrap_or(Severity::High);
@@ -258,6 +281,17 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
                 min.as_str()
             ),
         }
+        let live = rows
+            .iter()
+            .filter(|r| r.version == Where::Live && r.finding.severity >= min)
+            .count();
+        if live > 0 {
+            let top = b.versions()?.last().map_or(0, |v| v.number);
+            println!(
+                "the live layer (changes not yet a version) has {live} finding(s) of {} or above: `cowl scan {name} --version live` lists them; `cowl rollback {name} {top}` discards the live layer (kept in quarantine)",
+                min.as_str()
+            );
+        }
         return Ok(0);
     }
     let rows: Vec<&Row> = rows
@@ -295,6 +329,12 @@ pub fn export(a: crate::cli::ExportArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
     let b = store.open_box(&name)?;
+    // A running box is frozen while its live layer is read.
+    let _still = if a.version.as_deref().is_none_or(|v| v == "live") {
+        Some(crate::freeze::Still::hold(&b, "export")?)
+    } else {
+        None
+    };
     let _ops = b.ops_lock(false)?;
     let versions = b.versions()?;
     let pending = b.pending_dir();

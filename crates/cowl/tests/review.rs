@@ -65,7 +65,7 @@ fn scan_finds_each_plant_in_its_version_and_rollback_removes_them_all() {
     ]);
     assert_success(&out, "plant authorized_keys");
 
-    let found = findings(&w, "b", "high");
+    let found = findings(&w, "b", "medium");
     for (i, (_, rule)) in plants.iter().enumerate() {
         let v = i as u64 + 2;
         assert!(
@@ -81,7 +81,8 @@ fn scan_finds_each_plant_in_its_version_and_rollback_removes_them_all() {
         "{found:#?}"
     );
     // Nothing high in the good version.
-    assert!(!found.iter().any(|f| f.0 == 1), "{found:#?}");
+    let high = findings(&w, "b", "high");
+    assert!(!high.iter().any(|f| f.0 == 1), "{high:#?}");
 
     // --first-bad names version 2 and the rollback to 1.
     let fb = json(&w, &["scan", "--json", "--first-bad", "b"]);
@@ -171,15 +172,19 @@ mkdir -p ~/.cache/tool && echo cached > ~/.cache/tool/data
 #[test]
 fn scan_with_a_host_scanner_reads_only_changed_files() {
     let w = World::new("scan-with");
-    w.ok("b", "echo clean > a.txt");
+    w.ok("b", "echo clean > 'a$(touch INJECTED).txt'");
     w.ok(
         "b",
-        "echo 'X5O-EICAR-LIKE-SIGNATURE' > b.txt; echo fine > c.txt",
+        "echo 'X5O-EICAR-LIKE-SIGNATURE' > b.txt; echo fine > 'c;id>&2'",
     );
     // A stand-in for clamscan: flags files holding the signature, and notes
     // every file it was given.
     let log = w.dir.join("scanned.log");
-    let scanner = format!("echo {{}} >> {}; ! grep -q EICAR-LIKE {{}}", log.display());
+    // `{}` quoted one way, then the other: both are the file.
+    let scanner = format!(
+        "echo '{{}}' >> {}; ! grep -q EICAR-LIKE \"{{}}\"",
+        log.display()
+    );
     let rows = json(&w, &["scan", "--json", "--with", &scanner, "b"]);
     let ext: Vec<&Value> = rows
         .as_array()
@@ -192,6 +197,17 @@ fn scan_with_a_host_scanner_reads_only_changed_files() {
     assert!(ext[0]["path"].as_str().unwrap().ends_with("/b.txt"));
     let scanned = std::fs::read_to_string(&log).unwrap();
     assert_eq!(scanned.lines().count(), 3, "{scanned}");
+    // Hostile names are data, never shell text.
+    assert!(!w.host().join("INJECTED").exists());
+    assert!(!w.dir.join("INJECTED").exists());
+    // A scanner that fails (exit 2) is an error, not a finding.
+    let out = w.cmd(&["scan", "--with", "exit 2", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("exits 0 for clean and 1 for found"),
+        "{}",
+        stderr(&out)
+    );
     // Only this version.
     let rows = json(
         &w,
