@@ -9,7 +9,7 @@
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::diff::{diff_stacks, layer_paths, ChangeKind, DiffRules};
 use crate::fault::point;
-use crate::manifest::{scan_layer, verify_layer, Made, Manifest, ManifestBody, Totals};
+use crate::manifest::{scan_layer, Made, Manifest, ManifestBody, Totals};
 use crate::stack::Stack;
 use crate::{BoxDir, StoreError};
 use std::collections::BTreeSet;
@@ -695,7 +695,8 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
                 if !pending.join(format!("commit-old-{n}")).exists() {
                     remove_tree(&p).map_err(StoreError::io("remove", &p))?;
                 }
-            } else if name.starts_with("gc-") {
+            } else if name.starts_with("gc-") || name.starts_with("pull-") {
+                // A pull's stage is complete only once renamed into versions/.
                 remove_tree(&p).map_err(StoreError::io("remove", &p))?;
             } else if name.starts_with("squash-") {
                 crate::squash::recover_squash(b, &p)?;
@@ -766,7 +767,10 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
                 crate::cut::FILE
             ));
         }
-        if let Some(path) = verify_layer(&v.layer(), &v.manifest, &b.pending_dir())? {
+        let map = crate::manifest::read_owner_map(&v.dir);
+        if let Some(path) =
+            crate::manifest::verify_layer_mapped(&v.layer(), &v.manifest, &b.pending_dir(), map)?
+        {
             return fail(format!("/{path} differs from the manifest"));
         }
         parent = Some(v.manifest.digest.clone());

@@ -45,7 +45,7 @@ pub struct ImportLimits {
     /// no ratio check).
     pub compressed: Option<Arc<AtomicU64>>,
     /// Whether entries keep the archive's owners (needs root); otherwise
-    /// every entry must be owned by the caller's own ids.
+    /// every entry is the caller's, whoever the archive says owns it.
     pub keep_owners: bool,
 }
 
@@ -205,7 +205,6 @@ pub fn import_layer_tar(
         dirs: Vec::new(),
         stats: ImportStats::default(),
         keep_owners: limits.keep_owners,
-        me: (rustix::process::geteuid(), rustix::process::getegid()),
     };
     let metered = Metered {
         inner: input,
@@ -248,7 +247,6 @@ struct Importer {
     dirs: Vec<DirMeta>,
     stats: ImportStats,
     keep_owners: bool,
-    me: (rustix::fs::Uid, rustix::fs::Gid),
 }
 
 /// The metadata of an entry, from its header and PAX records.
@@ -607,37 +605,23 @@ impl Importer {
         meta: &Meta,
         raw: &[u8],
     ) -> Result<(), ImportError> {
-        let (uid, gid) = self.ids(meta, raw)?;
+        let (uid, gid) = self.ids(meta);
         if let (Some(u), Some(g)) = (uid, gid) {
             rustix::fs::fchown(fd, Some(u), Some(g)).map_err(|e| self.extract_err(raw, e))?;
         }
         Ok(())
     }
 
-    fn ids(
-        &self,
-        meta: &Meta,
-        raw: &[u8],
-    ) -> Result<(Option<rustix::fs::Uid>, Option<rustix::fs::Gid>), ImportError> {
+    fn ids(&self, meta: &Meta) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
         if self.keep_owners {
-            return Ok((
+            return (
                 Some(rustix::fs::Uid::from_raw(meta.uid)),
                 Some(rustix::fs::Gid::from_raw(meta.gid)),
-            ));
+            );
         }
-        if meta.uid != self.me.0.as_raw() || meta.gid != self.me.1.as_raw() {
-            return Err(refused(
-                raw,
-                format!(
-                    "owned by {}:{}, not by you ({}:{}); a rootless box holds only its owner's files",
-                    meta.uid,
-                    meta.gid,
-                    self.me.0.as_raw(),
-                    self.me.1.as_raw()
-                ),
-            ));
-        }
-        Ok((None, None))
+        // Rootless: every entry is the caller's, whoever owned it where the
+        // archive was made; the caller compares with the manifest's owner.
+        (None, None)
     }
 
     /// Owner and times of a non-directory entry, not following it.
@@ -649,7 +633,7 @@ impl Importer {
         raw: &[u8],
         symlink: bool,
     ) -> Result<(), ImportError> {
-        let (uid, gid) = self.ids(meta, raw)?;
+        let (uid, gid) = self.ids(meta);
         if uid.is_some() {
             rustix::fs::chownat(dir, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.extract_err(raw, e))?;

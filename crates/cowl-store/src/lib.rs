@@ -34,5 +34,5 @@ pub mod usage;
 pub use boxdir::{BoxDir, BoxLock, Store};
 pub use error::StoreError;
 pub use name::BoxName;
-pub use settings::{BoxSettings, Durability, Mode, NetMode, SnapshotPolicy};
+pub use settings::{BoxSettings, Durability, Mode, NetMode, PushPolicy, SnapshotPolicy};
 pub use state::RunState;

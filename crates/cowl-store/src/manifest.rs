@@ -253,6 +253,32 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The overlay's own bookkeeping attributes: where a copied-up entry came
+/// from (`origin`, `uuid`) and which directories hold such entries
+/// (`impure`). They describe the lower filesystem of the machine that made
+/// the layer, mean nothing anywhere else, and are never carried to a mirror
+/// (see `layertar`); unlike `opaque`, `redirect` or `metacopy` they do not
+/// change what the layer shows.
+pub fn is_overlay_bookkeeping(name: &str) -> bool {
+    matches!(
+        name,
+        "user.overlay.origin" | "user.overlay.uuid" | "user.overlay.impure"
+    )
+}
+
+/// Two entries are the same, the overlay's bookkeeping aside.
+fn same_entry(x: &Entry, y: &Entry) -> bool {
+    if x == y {
+        return true;
+    }
+    let strip = |e: &Entry| {
+        let mut e = e.clone();
+        e.xattrs.retain(|k, _| !is_overlay_bookkeeping(k));
+        e
+    };
+    strip(x) == strip(y)
+}
+
 /// Checks a frozen layer against its manifest: same entries, same content.
 /// Returns the first path that differs.
 /// `record_dir` keeps the note of directories opened for reading meanwhile.
@@ -261,16 +287,65 @@ pub fn verify_layer(
     m: &Manifest,
     record_dir: &Path,
 ) -> Result<Option<String>, StoreError> {
+    verify_layer_mapped(root, m, record_dir, None)
+}
+
+/// The owner (uid, gid) a version's manifest records, and the owner its
+/// layer has on this machine: a rootless box pulled by another user holds
+/// that user's files under manifests (and digests) made by the first.
+pub type OwnerMap = ((u32, u32), (u32, u32));
+
+/// The file beside a version's manifest that records its `OwnerMap`.
+pub const OWNER_MAP: &str = "owner-map";
+
+/// Reads a version directory's owner map (`UID:GID UID:GID`), if any.
+pub fn read_owner_map(version_dir: &Path) -> Option<OwnerMap> {
+    let text = std::fs::read_to_string(version_dir.join(OWNER_MAP)).ok()?;
+    let pair = |s: &str| -> Option<(u32, u32)> {
+        let (u, g) = s.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    };
+    let mut it = text.split_whitespace();
+    Some((pair(it.next()?)?, pair(it.next()?)?))
+}
+
+/// The text of an owner map file.
+pub fn owner_map_text(((fu, fg), (tu, tg)): OwnerMap) -> String {
+    format!("{fu}:{fg} {tu}:{tg}\n")
+}
+
+/// Like `verify_layer`, with the manifest's owner read through `map`.
+pub fn verify_layer_mapped(
+    root: &Path,
+    m: &Manifest,
+    record_dir: &Path,
+    map: Option<OwnerMap>,
+) -> Result<Option<String>, StoreError> {
+    let mapped = |e: &Entry| -> Entry {
+        let mut e = e.clone();
+        if let Some(((fu, fg), (tu, tg))) = map {
+            if e.uid == fu {
+                e.uid = tu;
+            }
+            if e.gid == fg {
+                e.gid = tg;
+            }
+        }
+        e
+    };
     let opened = crate::layer::open_for_reading(record_dir, &[root]);
     let mut now = scan_layer(root)?;
     opened.correct(root, &mut now);
     drop(opened);
-    let mut a = now.iter();
-    let mut b = m.body.entries.iter();
+    // A socket file is left out of mirrors (a tar cannot hold one, and no
+    // process listens on it once its run ended): it is not compared.
+    let kept = |e: &&Entry| e.kind != EntryKind::Socket;
+    let mut a = now.iter().filter(kept);
+    let mut b = m.body.entries.iter().filter(kept);
     loop {
         match (a.next(), b.next()) {
             (None, None) => return Ok(None),
-            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) if same_entry(x, &mapped(y)) => continue,
             (Some(x), Some(y)) => {
                 return Ok(Some(if x.path <= y.path {
                     x.path.clone()

@@ -102,6 +102,23 @@ pub enum SnapshotPolicy {
     Manual,
 }
 
+/// When a box's versions are pushed to its mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushPolicy {
+    /// Only by `cowl push`.
+    #[default]
+    Manual,
+    /// After each snapshot (automatic or by hand), to `mirror`.
+    OnSnapshot,
+}
+
+impl PushPolicy {
+    fn is_manual(&self) -> bool {
+        *self == PushPolicy::Manual
+    }
+}
+
 fn default_keep() -> u32 {
     50
 }
@@ -159,6 +176,16 @@ pub struct BoxSettings {
     /// ("443") or bind ("bind:8080").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
+    /// The mirror `cowl push` uses when given no URL: a directory or
+    /// `s3://bucket/prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// When versions are pushed to `mirror`.
+    #[serde(default, skip_serializing_if = "PushPolicy::is_manual")]
+    pub push: PushPolicy,
+    /// age recipients pushes encrypt to when given none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypt_to: Vec<String>,
 }
 
 impl BoxSettings {
@@ -180,6 +207,9 @@ impl BoxSettings {
             memory: None,
             pids: None,
             cpus: None,
+            mirror: None,
+            push: PushPolicy::Manual,
+            encrypt_to: Vec::new(),
         }
     }
 

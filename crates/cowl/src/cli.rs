@@ -49,7 +49,8 @@ pub enum Command {
     /// With no KEY, print them all; KEY prints one; KEY=VALUE sets it.
     /// Keys: command, net (none|host), durability (volatile|fsync),
     /// snapshot (on-exit|manual), keep (automatic versions kept before
-    /// squashing), quarantine_days.
+    /// squashing), quarantine_days, mirror (URL), push (manual|on-snapshot),
+    /// encrypt_to (age recipients).
     #[command(
         after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'"
     )]
@@ -134,6 +135,11 @@ pub enum Command {
     Ps(ListArgs),
     /// Stop a running box: SIGTERM to its processes, SIGKILL after a grace period.
     Stop(StopArgs),
+    /// Push a box's versions to a mirror: an OCI image layout in a directory
+    /// or S3-compatible object storage. Sends only what the mirror lacks.
+    Push(crate::mirror::PushArgs),
+    /// Restore a box's versions from a mirror, verified before they are used.
+    Pull(crate::mirror::PullArgs),
     /// Delete a box and everything it wrote. The host is not touched.
     Rm(RmArgs),
 }

@@ -52,6 +52,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps(a) => ps(a),
         Command::Stop(a) => stop(a),
         Command::Rm(a) => rm(a),
+        Command::Push(a) => crate::mirror::push(a),
+        Command::Pull(a) => crate::mirror::pull(a),
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod commit;
 mod freeze;
+mod mirror;
 mod policy;
 mod review;
 mod versions;

@@ -106,6 +106,9 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
         )
     })?;
     drop(lock);
+    if made.is_some() {
+        crate::mirror::after_snapshot(&b);
+    }
     match made {
         Some(n) => println!("version {n}"),
         None => eprintln!(
@@ -195,7 +198,9 @@ pub fn after_run(
         if count > MAX_VERSIONS {
             squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, l)?;
         }
-        refresh_cache(b)
+        refresh_cache(b)?;
+        crate::mirror::after_snapshot(b);
+        Ok(())
     })
 }
 

@@ -1,0 +1,954 @@
+//! Mirrors: push a box's versions to an OCI image layout (a directory or a
+//! real S3-compatible server on 127.0.0.1), pull them into another store,
+//! run the box there; incremental pushes, refusals that keep local history,
+//! age encryption, and hostile mirrors whose archives must be refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn json_of(out: &Output, what: &str) -> Value {
+    assert_success(out, what);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `cowl ARGS…` against another store.
+fn cmd_in(w: &World, home: &Path, args: &[&str]) -> Output {
+    w.cowl().env("COWL_HOME", home).args(args).output().unwrap()
+}
+
+fn digests(w: &World, home: &Path, b: &str) -> Vec<String> {
+    let out = cmd_in(w, home, &["log", "--json", b]);
+    json_of(&out, "log")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn diff_json(w: &World, home: &Path, b: &str) -> String {
+    let out = cmd_in(w, home, &["diff", "--json", b]);
+    assert_success(&out, "diff");
+    stdout(&out)
+}
+
+/// A box with a few kinds of change: files, a deleted host file, a
+/// symlink, an xattr, a replaced directory (opaque), a hard link.
+fn make_box(w: &World, b: &str) {
+    std::fs::create_dir_all(w.host().join("olddir")).unwrap();
+    std::fs::write(w.host().join("olddir/keep"), "host\n").unwrap();
+    std::fs::write(w.host().join("doomed"), "host\n").unwrap();
+    w.ok(
+        b,
+        "echo one > a; mkdir -p d/e; echo deep > d/e/f; ln -s a link; ln a hard; \
+         rm doomed; rm -r olddir; mkdir olddir; echo new > olddir/n; \
+         (command -v setfattr >/dev/null && setfattr -n user.note -v hi a) || true",
+    );
+    w.ok(b, "echo two > b; rm d/e/f");
+}
+
+#[test]
+fn a_pushed_box_pulls_into_another_store_and_runs_there_the_same() {
+    let w = World::new("mirror-local");
+    make_box(&w, "b");
+    // A socket left behind by a run: a tar cannot hold it, the pull goes on.
+    w.ok(
+        "b",
+        "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"",
+    );
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    let r = json_of(&w.cmd(&["push", "--json", "b", m]), "push");
+    assert_eq!(r["versions_sent"], 3, "{r}");
+    assert!(mirror.join("oci-layout").is_file());
+    assert!(mirror.join("index.json").is_file());
+
+    // A second push of the unchanged box sends nothing.
+    let r = json_of(&w.cmd(&["push", "--json", "b", m]), "push again");
+    assert_eq!(
+        (
+            r["versions_sent"].as_u64(),
+            r["blobs_sent"].as_u64(),
+            r["bytes_sent"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{r}"
+    );
+
+    let other = w.dir.join("other-store");
+    let url = format!("file://{m}");
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", &url]), "pull");
+    assert_eq!(
+        (r["box"].as_str(), r["versions_pulled"].as_u64()),
+        (Some("b"), Some(3)),
+        "{r}"
+    );
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    // The same diff, but for the socket, which stays behind.
+    let sockets_out = |text: String| {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let all = v.as_array().unwrap().clone();
+        let kept: Vec<Value> = all
+            .iter()
+            .filter(|c| c["kind"] != "socket")
+            .cloned()
+            .collect();
+        (kept, all.len())
+    };
+    let (here, n_here) = sockets_out(diff_json(&w, &w.store, "b"));
+    let (there, n_there) = sockets_out(diff_json(&w, &other, "b"));
+    assert_eq!(here, there);
+    assert_eq!((n_here, n_there), (here.len() + 1, there.len()));
+    assert_success(
+        &cmd_in(&w, &other, &["verify", "b"]),
+        "verify the pulled box",
+    );
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args([
+            "run",
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "cat a b olddir/n; ls olddir d/e doomed 2>&1; readlink link",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "run the pulled box");
+    let text = stdout(&out);
+    for want in ["one\ntwo\nnew\n", "olddir:\nn\n", "No such file", "\na\n"] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    assert!(
+        !text.contains("keep"),
+        "the opaque directory shows the host's files:\n{text}"
+    );
+
+    // Incremental: one more version sends one layer; the pull takes just it.
+    w.ok("b", "echo three > c");
+    let r = json_of(&w.cmd(&["push", "--json", "b", m]), "push one more");
+    assert_eq!(r["versions_sent"], 1, "{r}");
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull one more");
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull again");
+    assert_eq!(r["versions_pulled"], 0, "{r}");
+}
+
+#[test]
+fn skopeo_reads_the_mirror_as_an_oci_layout() {
+    let w = World::new("mirror-skopeo");
+    make_box(&w, "b");
+    let mirror = w.dir.join("mirror");
+    assert_success(&w.cmd(&["push", "b", mirror.to_str().unwrap()]), "push");
+    let skopeo = ["/usr/bin/skopeo", "/usr/local/bin/skopeo"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("skopeo is not installed: run scripts/test, which installs it");
+    let out = std::process::Command::new(skopeo)
+        .args(["inspect", &format!("oci:{}:latest", mirror.display())])
+        .output()
+        .unwrap();
+    assert_success(&out, "skopeo inspect");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 2, "{v}");
+    let dest = w.dir.join("copied");
+    let out = std::process::Command::new(skopeo)
+        .args([
+            "copy",
+            &format!("oci:{}:v1", mirror.display()),
+            &format!("dir:{}", dest.display()),
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "skopeo copy");
+    assert!(dest.join("manifest.json").is_file());
+}
+
+#[test]
+fn a_pull_never_replaces_newer_local_history_without_force() {
+    let w = World::new("mirror-newer");
+    make_box(&w, "b");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    let other = w.dir.join("other-store");
+    assert_success(&cmd_in(&w, &other, &["pull", m]), "pull");
+    // The other side goes on: a version the mirror does not have.
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args(["run", "b", "--", "sh", "-c", "echo local > mine"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run");
+    // And the first side too.
+    w.ok("b", "echo upstream > theirs");
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    let before = digests(&w, &other, "b");
+    let out = cmd_in(&w, &other, &["pull", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not have") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        digests(&w, &other, "b"),
+        before,
+        "the refused pull changed the box"
+    );
+    // The push side refuses the diverged mirror too.
+    let out = cmd_in(&w, &other, &["push", "b", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    // --force takes the mirror's history; the local version goes to quarantine.
+    let r = json_of(
+        &cmd_in(&w, &other, &["pull", "--force", "--json", m]),
+        "pull --force",
+    );
+    assert!(r["quarantined"].is_string(), "{r}");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    let q = cmd_in(&w, &other, &["log", "--quarantine", "--json", "b"]);
+    assert!(stdout(&q).contains("mine") || !stdout(&q).trim().is_empty());
+}
+
+fn age_keys(dir: &Path) -> (String, PathBuf) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let file = dir.join(format!(
+        "key-{}",
+        id.to_public().to_string().len() + rand_suffix()
+    ));
+    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), file)
+}
+
+fn rand_suffix() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn an_encrypted_mirror_needs_the_right_identity_and_a_wrong_one_changes_nothing() {
+    let w = World::new("mirror-age");
+    make_box(&w, "b");
+    let (public, key) = age_keys(&w.dir);
+    let (_, wrong) = age_keys(&w.dir);
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    let r = json_of(
+        &w.cmd(&["push", "--json", "--encrypt-to", &public, "b", m]),
+        "push",
+    );
+    assert_eq!(r["encrypted"], true, "{r}");
+    // Nothing of the box is readable in the mirror: no plain zstd frames,
+    // no message in the index or manifests.
+    for e in std::fs::read_dir(mirror.join("blobs/sha256")).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(
+            !data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+            "a blob is not encrypted"
+        );
+        assert!(!String::from_utf8_lossy(&data).contains("echo one"));
+    }
+    let other = w.dir.join("other-store");
+    let out = cmd_in(&w, &other, &["pull", m]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
+    let out = cmd_in(
+        &w,
+        &other,
+        &["pull", "--identity", wrong.to_str().unwrap(), m],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot decrypt"), "{}", stderr(&out));
+    assert!(!other.join("boxes/b").exists(), "a failed pull left a box");
+    let r = json_of(
+        &cmd_in(
+            &w,
+            &other,
+            &["pull", "--json", "--identity", key.to_str().unwrap(), m],
+        ),
+        "pull with the key",
+    );
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+}
+
+#[test]
+fn box_toml_mirror_and_push_on_snapshot_push_after_each_version() {
+    let w = World::new("mirror-onsnap");
+    let mirror = w.dir.join("mirror");
+    w.ok("b", "echo one > a");
+    let setting = format!("mirror={}", mirror.display());
+    assert_success(
+        &w.cmd(&["config", "b", &setting, "push=on-snapshot"]),
+        "config",
+    );
+    assert!(stdout(&w.cmd(&["config", "b", "push"])).contains("on-snapshot"));
+    w.ok("b", "echo two > b");
+    let other = w.dir.join("other-store");
+    let r = json_of(
+        &cmd_in(&w, &other, &["pull", "--json", mirror.to_str().unwrap()]),
+        "pull",
+    );
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    // `cowl push BOX` with no URL uses box.toml's.
+    let r = json_of(&w.cmd(&["push", "--json", "b"]), "push");
+    assert_eq!(r["versions_sent"], 0, "{r}");
+}
+
+// ---- hostile mirrors --------------------------------------------------
+
+fn sha256(data: &[u8]) -> String {
+    let d = sha2::Sha256::digest(data);
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn blob_path(mirror: &Path, digest: &str) -> PathBuf {
+    mirror
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+fn put_blob(mirror: &Path, data: &[u8]) -> (String, u64) {
+    let d = sha256(data);
+    std::fs::write(blob_path(mirror, &d), data).unwrap();
+    (d, data.len() as u64)
+}
+
+/// Rewrites the mirror's newest manifest with `edit`, and the index with it.
+fn edit_latest_manifest(mirror: &Path, edit: impl FnOnce(&mut Value)) {
+    let index_path = mirror.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let latest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "latest")
+        .unwrap()
+        .clone();
+    let old = latest["digest"].as_str().unwrap().to_owned();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob_path(mirror, &old)).unwrap()).unwrap();
+    edit(&mut manifest);
+    let (md, msize) = put_blob(mirror, &serde_json::to_vec(&manifest).unwrap());
+    for e in index["manifests"].as_array_mut().unwrap() {
+        if e["digest"] == old.as_str() {
+            e["digest"] = md.clone().into();
+            e["size"] = msize.into();
+        }
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Replaces the layer of version `n` of the mirror's newest manifest with
+/// `blob` (already compressed), keeping the cowl manifests: the chain still
+/// verifies, and only the importer stands between the archive and the box.
+fn swap_layer(mirror: &Path, n: usize, blob: &[u8]) {
+    let (d, size) = put_blob(mirror, blob);
+    edit_latest_manifest(mirror, |m| {
+        m["layers"][n - 1]["digest"] = d.into();
+        m["layers"][n - 1]["size"] = size.into();
+    });
+}
+
+/// Sets the owner fields (4242) of a corpus archive to the caller's ids.
+fn own(mut tar: Vec<u8>) -> Vec<u8> {
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let field = |v: u32| format!("{v:07o}\0").into_bytes();
+    let mut off = 0;
+    while off + 512 <= tar.len() {
+        let h = &mut tar[off..off + 512];
+        if h.iter().all(|&b| b == 0) {
+            off += 512;
+            continue;
+        }
+        if &h[108..116] == b"0010222\0" {
+            h[108..116].copy_from_slice(&field(uid));
+        }
+        if &h[116..124] == b"0010222\0" {
+            h[116..124].copy_from_slice(&field(gid));
+        }
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let size_text = String::from_utf8_lossy(&h[124..136])
+            .trim_matches(|c: char| c == '\0' || c == ' ')
+            .to_owned();
+        let size = u64::from_str_radix(&size_text, 8).unwrap_or(0);
+        off += 512 + (size.div_ceil(512) * 512) as usize;
+    }
+    tar
+}
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile")
+}
+
+/// A mirror of a one-version box, pushed fresh.
+fn base_mirror(w: &World, name: &str) -> PathBuf {
+    let mirror = w.dir.join(name);
+    assert_success(&w.cmd(&["push", "b", mirror.to_str().unwrap()]), "push");
+    mirror
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert_success(&out, "cp -a");
+}
+
+#[test]
+fn every_archive_of_the_hostile_corpus_is_refused_and_nothing_is_made() {
+    let w = World::new("mirror-hostile");
+    w.ok("b", "echo one > a");
+    let base = base_mirror(&w, "base");
+    let other = w.dir.join("other-store");
+    let sentinel = w.dir.join("escaped");
+    let expect = std::fs::read_to_string(corpus_dir().join("expect.txt")).unwrap();
+    let mut n = 0;
+    for line in expect.lines() {
+        let (file, want) = line.split_once('\t').unwrap();
+        let tar = own(std::fs::read(corpus_dir().join(file)).unwrap());
+        let mirror = w.dir.join(format!("m-{file}"));
+        copy_dir(&base, &mirror);
+        swap_layer(&mirror, 1, &zstd::encode_all(&tar[..], 3).unwrap());
+        let out = cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("refused") && err.contains(want),
+            "{file}: want {want:?} in: {err}"
+        );
+        assert!(
+            !other.join("boxes/b").exists(),
+            "{file}: a refused pull left a box"
+        );
+        assert!(
+            !sentinel.exists() && !Path::new("/tmp/escaped").exists(),
+            "{file} escaped"
+        );
+        n += 1;
+    }
+    assert!(n >= 15, "the corpus has only {n} archives");
+}
+
+/// Every path under `dir` with its type, mode, size and mtime (a rootless
+/// layer holds directories even its owner cannot list: those are listed,
+/// not entered).
+fn listing(dir: &Path) -> String {
+    let out = std::process::Command::new("find")
+        .arg(dir)
+        .args(["-printf", "%p %y %m %s %T@\\n"])
+        .output()
+        .unwrap();
+    let mut lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    lines.sort();
+    assert!(lines.len() > 3, "nothing listed under {}", dir.display());
+    lines.join("\n")
+}
+
+#[test]
+fn a_refused_layer_leaves_an_existing_box_untouched() {
+    let w = World::new("mirror-untouched");
+    w.ok("b", "echo one > a");
+    let base = base_mirror(&w, "base");
+    let other = w.dir.join("other-store");
+    assert_success(
+        &cmd_in(&w, &other, &["pull", base.to_str().unwrap()]),
+        "pull v1",
+    );
+    w.ok("b", "echo two > b");
+    assert_success(&w.cmd(&["push", "b", base.to_str().unwrap()]), "push v2");
+    let tar = own(std::fs::read(corpus_dir().join("through-symlink.tar")).unwrap());
+    swap_layer(&base, 2, &zstd::encode_all(&tar[..], 3).unwrap());
+    let versions = other.join("boxes/b/versions");
+    let before = (listing(&versions), digests(&w, &other, "b"));
+    let out = cmd_in(&w, &other, &["pull", base.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!((listing(&versions), digests(&w, &other, "b")), before);
+    let pending = other.join("boxes/b/pending");
+    assert!(
+        std::fs::read_dir(&pending)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(true),
+        "the refused version's stage was left in pending/"
+    );
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_ratio_cap() {
+    let w = World::new("mirror-bomb");
+    w.ok("b", "echo one > a");
+    let mirror = base_mirror(&w, "base");
+    // 4 GiB of zeros in a file entry, about 100 KiB compressed.
+    let size: u64 = 4 << 30;
+    let mut header = vec![0u8; 512];
+    header[..5].copy_from_slice(b"zeros");
+    header[100..108].copy_from_slice(b"0000644\0");
+    header[108..116].copy_from_slice(format!("{:07o}\0", unsafe { libc::geteuid() }).as_bytes());
+    header[116..124].copy_from_slice(format!("{:07o}\0", unsafe { libc::getegid() }).as_bytes());
+    header[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    header[136..148].copy_from_slice(b"00000000000\0");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut blob = zstd::encode_all(&header[..], 3).unwrap();
+    let mib = zstd::encode_all(&vec![0u8; 1 << 20][..], 19).unwrap();
+    for _ in 0..(size >> 20) {
+        blob.extend_from_slice(&mib);
+    }
+    blob.extend_from_slice(&zstd::encode_all(&[0u8; 1024][..], 3).unwrap());
+    swap_layer(&mirror, 1, &blob);
+    let other = w.dir.join("other-store");
+    let start = std::time::Instant::now();
+    let out = cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("compression-ratio cap"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(start.elapsed().as_secs() < 60, "the bomb was expanded");
+    assert!(!other.join("boxes/b").exists());
+    // And the size cap, on an honest layer.
+    w.ok("b", "head -c 300000 /dev/urandom > big");
+    let honest = base_mirror(&w, "honest");
+    let out = cmd_in(
+        &w,
+        &other,
+        &["pull", "--max-bytes", "100000", honest.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("size cap"), "{}", stderr(&out));
+}
+
+// ---- S3 ------------------------------------------------------------------
+
+/// The S3-compatible server scripts/test starts (moto) on 127.0.0.1.
+fn s3_endpoint() -> String {
+    let ep =
+        std::env::var("COWL_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9417".into());
+    let hostport = ep.trim_start_matches("http://").to_owned();
+    if std::net::TcpStream::connect(&hostport).is_err() {
+        panic!("no S3-compatible server at {ep}: run scripts/test, which installs and starts one (moto) on 127.0.0.1:9417");
+    }
+    ep
+}
+
+/// Makes a bucket on the test server (moto takes unsigned requests).
+fn make_bucket(ep: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let hostport = ep.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+}
+
+fn s3_cmd(w: &World, home: &Path, ep: &str, args: &[&str]) -> Output {
+    w.cowl()
+        .env("COWL_HOME", home)
+        .env("AWS_ENDPOINT_URL", ep)
+        .env("AWS_ACCESS_KEY_ID", "cowltest")
+        .env("AWS_SECRET_ACCESS_KEY", "cowltest")
+        .env("AWS_REGION", "us-east-1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn push_and_pull_through_a_real_s3_server() {
+    let ep = s3_endpoint();
+    let w = World::new("mirror-s3");
+    let bucket = format!("cowl-{}-{}", std::process::id(), unsafe { libc::geteuid() });
+    make_bucket(&ep, &bucket);
+    make_box(&w, "b");
+    let url = format!("s3://{bucket}/boxes/b");
+    let r = json_of(
+        &s3_cmd(&w, &w.store, &ep, &["push", "--json", "b", &url]),
+        "push",
+    );
+    assert_eq!(r["versions_sent"], 2, "{r}");
+    let r = json_of(
+        &s3_cmd(&w, &w.store, &ep, &["push", "--json", "b", &url]),
+        "push again",
+    );
+    assert_eq!(
+        (r["blobs_sent"].as_u64(), r["bytes_sent"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    let other = w.dir.join("other-store");
+    let r = json_of(&s3_cmd(&w, &other, &ep, &["pull", "--json", &url]), "pull");
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    assert_eq!(diff_json(&w, &w.store, "b"), diff_json(&w, &other, "b"));
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args(["run", "b", "--", "cat", "a", "b"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run the pulled box");
+    assert_eq!(stdout(&out), "one\ntwo\n");
+    // A bigger layer goes up in several parts and comes back whole.
+    w.ok("b", "head -c 20000000 /dev/urandom > big");
+    let r = json_of(
+        &s3_cmd(&w, &w.store, &ep, &["push", "--json", "b", &url]),
+        "push big",
+    );
+    assert_eq!(r["versions_sent"], 1, "{r}");
+    let r = json_of(
+        &s3_cmd(&w, &other, &ep, &["pull", "--json", &url]),
+        "pull big",
+    );
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+    // Credentials from ~/.aws files when the environment has none.
+    let home = w.dir.join("awshome");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[default]\naws_access_key_id = cowltest\naws_secret_access_key = cowltest\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        format!("[default]\nregion = us-east-1\nendpoint_url = {ep}\n"),
+    )
+    .unwrap();
+    let third = w.dir.join("third-store");
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &third)
+        .env("HOME", &home)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["pull", "--json", &url])
+        .output()
+        .unwrap();
+    let r = json_of(&out, "pull with ~/.aws files");
+    assert_eq!(r["versions_pulled"], 3, "{r}");
+}
+
+#[test]
+fn a_system_box_keeps_its_owners_through_a_mirror_and_only_root_restores_it() {
+    let w = World::new("mirror-system");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    let other = w.dir.join("other-store");
+    if !is_root() {
+        w.ok("b", "echo one > a");
+        assert_success(&w.cmd(&["push", "b", m]), "push");
+        let index = mirror.join("index.json");
+        let text = std::fs::read_to_string(&index).unwrap();
+        std::fs::write(&index, text.replace("\"rootless\"", "\"system\"")).unwrap();
+        let out = cmd_in(&w, &other, &["pull", m]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("only root"), "{}", stderr(&out));
+        assert!(!other.join("boxes/b").exists());
+        return;
+    }
+    let out = w
+        .cowl()
+        .args([
+            "run",
+            "--system",
+            "s",
+            "--",
+            "sh",
+            "-c",
+            "echo x > owned; chown 1234:5678 owned; mkdir d; chown 42:43 d",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "system run");
+    assert_success(&w.cmd(&["push", "s", m]), "push");
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull");
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_eq!(digests(&w, &w.store, "s"), digests(&w, &other, "s"));
+    assert_success(&cmd_in(&w, &other, &["verify", "s"]), "verify");
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args([
+            "run", "--system", "s", "--", "stat", "-c", "%u:%g", "owned", "d",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "run the pulled system box");
+    assert_eq!(stdout(&out), "1234:5678\n42:43\n");
+}
+
+#[test]
+fn an_interrupted_pull_keeps_complete_versions_and_the_next_pull_resumes() {
+    let w = World::new("mirror-resume");
+    w.ok("b", "echo one > a");
+    w.ok("b", "echo two > b");
+    w.ok("b", "echo three > c");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    let other = w.dir.join("other-store");
+    let killed = |step: &str| {
+        let out = w
+            .cowl()
+            .env("COWL_HOME", &other)
+            .env("COWL_FAULT", step)
+            .args(["pull", m])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{step}: not killed: {}",
+            stderr(&out)
+        );
+    };
+    // Killed once version 1 is in place, then with version 2 extracted but
+    // not yet in place.
+    killed("pull:version-in-place");
+    assert_eq!(digests(&w, &other, "b").len(), 1);
+    killed("pull:layer-extracted");
+    assert_eq!(digests(&w, &other, "b").len(), 1);
+    assert_success(
+        &cmd_in(&w, &other, &["verify", "b"]),
+        "verify after the crash",
+    );
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull again");
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+    let pending = other.join("boxes/b/pending");
+    let left: Vec<_> = std::fs::read_dir(&pending)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in pending/: {left:?}");
+}
+
+#[test]
+fn a_rootless_box_pushed_by_one_user_is_restored_by_another() {
+    let w = World::new("mirror-otheruser");
+    w.ok("b", "echo one > a; mkdir d");
+    if !is_root() {
+        // Only root can act as a second user here; as the same user, a pull
+        // maps no owner.
+        let mirror = base_mirror(&w, "mirror");
+        let other = w.dir.join("other-store");
+        assert_success(
+            &cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]),
+            "pull",
+        );
+        assert!(!other.join("boxes/b/versions/1/owner-map").exists());
+        assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+        return;
+    }
+    // Somewhere the second user can reach (not root's home), with its own
+    // copy of the binary.
+    let base = PathBuf::from(format!("/tmp/cowl-otheruser-{}", std::process::id()));
+    remove_tree(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mirror = base.join("mirror");
+    assert_success(
+        &w.cmd(&["push", "b", mirror.to_str().unwrap()]),
+        "push as root",
+    );
+    let bin = base.join("cowl");
+    std::fs::copy(cowl_bin(), &bin).unwrap();
+    let store = base.join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::os::unix::fs::chown(&store, Some(12345), Some(12345)).unwrap();
+    let as_other = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=12345", "--regid=12345", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .env("COWL_HOME", &store)
+            .env("HOME", &base)
+            .current_dir(&base)
+            .output()
+            .unwrap()
+    };
+    let r = json_of(
+        &as_other(&["pull", "--json", mirror.to_str().unwrap()]),
+        "pull as uid 12345",
+    );
+    assert_eq!(r["versions_pulled"], 1, "{r}");
+    assert_success(&as_other(&["verify", "b"]), "verify as uid 12345");
+    let theirs: Vec<String> = json_of(&as_other(&["log", "--json", "b"]), "log")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(theirs, digests(&w, &w.store, "b"));
+    let v1 = store.join("boxes/b/versions/1");
+    assert_eq!(
+        std::fs::read_to_string(v1.join("owner-map")).unwrap(),
+        "0:0 12345:12345\n"
+    );
+    let a = w.host().join("a");
+    let pulled = v1.join("layer").join(a.strip_prefix("/").unwrap());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&pulled).unwrap().uid(), 12345);
+    remove_tree(&base);
+}
+
+#[test]
+fn a_commit_version_keeps_its_cut_through_a_mirror() {
+    let w = World::new("mirror-commit");
+    w.ok("b", "echo box > x; echo box > y");
+    let x = w.host().join("x");
+    assert_success(&w.cmd(&["commit", "b", x.to_str().unwrap()]), "commit x");
+    let mirror = base_mirror(&w, "mirror");
+    let other = w.dir.join("other-store");
+    let r = json_of(
+        &cmd_in(&w, &other, &["pull", "--json", mirror.to_str().unwrap()]),
+        "pull",
+    );
+    assert_eq!(r["versions_pulled"], 2, "{r}");
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+    assert!(other.join("boxes/b/versions/2/committed.json").is_file());
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    assert_eq!(diff_json(&w, &w.store, "b"), diff_json(&w, &other, "b"));
+    // The committed file left the box there too: the host shows through.
+    std::fs::write(&x, "host later\n").unwrap();
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args(["run", "b", "--", "cat", "x", "y"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run");
+    assert_eq!(stdout(&out), "host later\nbox\n");
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only_and_not_with_quiet() {
+    let w = World::new("mirror-progress");
+    w.ok("b", "echo one > a");
+    let bin = cowl_bin();
+    // Under `script` (bsdutils, always on Debian) cowl's stderr is a terminal.
+    let on_tty = |args: &str, mirror: &str| {
+        let cmd = format!("{} {args} b {mirror}", bin.display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("COWL_HOME", &w.store)
+            .current_dir(w.host())
+            .output()
+            .unwrap();
+        assert_success(&out, &cmd);
+        stdout(&out)
+    };
+    let m1 = w.dir.join("m1");
+    let text = on_tty("push", m1.to_str().unwrap());
+    assert!(
+        text.contains("push: 2/2 blobs") && text.contains("MiB/s"),
+        "{text:?}"
+    );
+    let m2 = w.dir.join("m2");
+    let text = on_tty("push --quiet", m2.to_str().unwrap());
+    assert!(!text.contains("MiB/s"), "{text:?}");
+    assert!(text.contains("pushed 1 of 1 versions"), "{text:?}");
+    // Not a terminal: no progress either.
+    let m3 = w.dir.join("m3");
+    let out = w.cmd(&["push", "b", m3.to_str().unwrap()]);
+    assert_success(&out, "push");
+    assert!(!stderr(&out).contains("MiB/s"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_mirror_with_broken_metadata_is_an_error_not_a_crash() {
+    let w = World::new("mirror-broken");
+    w.ok("b", "echo one > a");
+    w.ok("b", "echo two > b");
+    let base = base_mirror(&w, "base");
+    let other = w.dir.join("other-store");
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "no digest",
+            |m| {
+                m["layers"][0]["annotations"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("org.cowl.digest");
+            },
+            "no org.cowl.digest",
+        ),
+        (
+            "a blob outside the layout",
+            |m| {
+                m["layers"][0]["digest"] = "sha256:../../../etc/passwd".into();
+            },
+            "not a sha256 digest",
+        ),
+        (
+            "versions swapped",
+            |m| {
+                let l = m["layers"].as_array_mut().unwrap();
+                l.swap(0, 1);
+            },
+            "not annotated as version 1",
+        ),
+        (
+            "another manifest",
+            |m| {
+                let v2 = m["layers"][1]["annotations"]["org.cowl.manifest"].clone();
+                m["layers"][0]["annotations"]["org.cowl.manifest"] = v2;
+            },
+            "is larger than",
+        ),
+        (
+            "a wrong chain digest",
+            |m| {
+                m["layers"][1]["annotations"]["org.cowl.digest"] = "0".repeat(64).into();
+            },
+            "breaks the chain",
+        ),
+    ];
+    for (what, edit, want) in cases {
+        let mirror = w.dir.join(format!("m-{}", what.replace(' ', "-")));
+        copy_dir(&base, &mirror);
+        edit_latest_manifest(&mirror, edit);
+        let out = cmd_in(&w, &other, &["pull", mirror.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{what}: want {want:?} in {}",
+            stderr(&out)
+        );
+        assert!(!other.join("boxes/b").exists(), "{what}: a box was made");
+    }
+}
