@@ -103,7 +103,7 @@ def loglines(name, title, panels):
     body = [t(W / 2, 18, title, "middle", 'font-size="13" font-weight="bold"')]
     names = list(panels[0][3])
     for k, (xlabel, xs, xt, ser) in enumerate(panels):
-        x0, x1 = 60 + k * pw + 10, 60 + (k + 1) * pw - 20
+        x0, x1 = 60 + k * pw + 10 + 20 * (k > 0), 60 + (k + 1) * pw - 30
         y0, y1 = h - bottom, top
         lx = [math.log10(x) for x in xs]
         X = lambda v: x0 + (math.log10(v) - lx[0]) / ((lx[-1] - lx[0]) or 1) * (x1 - x0)
