@@ -180,30 +180,62 @@ fn file(b: &BoxDir) -> PathBuf {
     b.path().join("host-baseline.json")
 }
 
-/// The recorded states. A record that cannot be read is an error: a
-/// commit without it could overwrite host changes unawares.
-pub fn load(b: &BoxDir) -> Result<BTreeMap<String, HostState>, StoreError> {
-    let p = file(b);
-    match std::fs::read(&p) {
-        Ok(t) => serde_json::from_slice(&t).map_err(|e| StoreError::BadSettings {
-            path: p.clone(),
-            message: format!("{e} (the record of host states; remove it and commit with --force after checking the host)"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(StoreError::io("read", &p)(e)),
+fn runs_dir(b: &BoxDir) -> PathBuf {
+    b.path().join("baselines")
+}
+
+fn read_map(p: &Path) -> Result<Option<BTreeMap<String, HostState>>, StoreError> {
+    match std::fs::read(p) {
+        Ok(t) => serde_json::from_slice(&t)
+            .map(Some)
+            .map_err(|e| StoreError::BadSettings {
+                path: p.to_path_buf(),
+                message: format!("{e} (a record of host states; remove it and commit with --force after checking the host)"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", p)(e)),
     }
 }
 
-/// Writes the recorded states.
-pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreError> {
-    write_atomic(&file(b), &serde_json::to_vec(map).unwrap_or_default())
+/// The recorded states: the merged record (`host-baseline.json`), then each
+/// run's record (`baselines/<start>.json`) oldest first; the first record
+/// of a path wins. A record that cannot be read is an error: a commit
+/// without it could overwrite host changes unawares.
+pub fn load(b: &BoxDir) -> Result<BTreeMap<String, HostState>, StoreError> {
+    let mut map = read_map(&file(b))?.unwrap_or_default();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(runs_dir(b))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    runs.sort();
+    for r in runs {
+        for (k, v) in read_map(&r)?.unwrap_or_default() {
+            map.entry(k).or_insert(v);
+        }
+    }
+    Ok(map)
 }
 
-/// Records the host state of every path of `layer` not recorded yet;
-/// `since`: when the run that changed them started.
+/// Replaces every record with `map` (one merged file; the runs' records go).
+pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreError> {
+    write_atomic(&file(b), &serde_json::to_vec(map).unwrap_or_default())?;
+    if let Ok(rd) = std::fs::read_dir(runs_dir(b)) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Records the host state of every path of `layer` (the live layer, when a
+/// run ends) in a record of that run's own: what it costs grows with the
+/// layer, never with the box's history. `since`: when the run started.
 pub fn record_layer(b: &BoxDir, layer: &Path, since: i128) -> Result<(), StoreError> {
-    let mut map = load(b)?;
-    let before = map.len();
+    let mut map = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(layer.join(&rel)) else {
@@ -217,15 +249,22 @@ pub fn record_layer(b: &BoxDir, layer: &Path, since: i128) -> Result<(), StoreEr
             if kind.is_dir() {
                 stack.push(r.clone());
             }
-            let key = r.to_string_lossy().into_owned();
-            map.entry(key).or_insert_with(|| HostState {
-                since_ns: since,
-                ..HostState::of(&Path::new("/").join(&r))
-            });
+            map.insert(
+                r.to_string_lossy().into_owned(),
+                HostState {
+                    since_ns: since,
+                    ..HostState::of(&Path::new("/").join(&r))
+                },
+            );
         }
     }
-    if map.len() != before {
-        save(b, &map)?;
+    if map.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let dir = runs_dir(b);
+    std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+    write_atomic(
+        &dir.join(format!("{since:024}-{}.json", std::process::id())),
+        &serde_json::to_vec(&map).unwrap_or_default(),
+    )
 }

@@ -123,6 +123,23 @@ impl BoxDir {
     }
 }
 
+/// The versions' numbers and directories, oldest first, without reading
+/// any manifest.
+pub fn version_numbers(b: &BoxDir) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let dir = b.versions_dir();
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("read", &dir)(e)),
+    };
+    let mut out: Vec<(u64, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+        .collect();
+    out.sort_by_key(|v| v.0);
+    Ok(out)
+}
+
 pub(crate) fn list_versions(dir: &Path) -> Result<Vec<Version>, StoreError> {
     let mut out = Vec::new();
     let rd = match fs::read_dir(dir) {
@@ -297,15 +314,29 @@ pub fn snapshot(
     let mut roots: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
     roots.push(&upper);
     let opened = crate::layer::open_for_reading(&b.pending_dir(), &roots);
-    let newest = match layers.first() {
-        Some(l) => Some(Manifest::load(&l.with_file_name("manifest.json"))?),
+    // The newest version's number and digest, from its directory name and
+    // digest file: its manifest can be as large as the box.
+    let newest: Option<(u64, String)> = match layers.first() {
+        Some(l) => {
+            let dir = l.parent().unwrap_or(l);
+            let n = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let d = match fs::read_to_string(dir.join("digest")) {
+                Ok(d) => d.trim().to_owned(),
+                Err(_) => Manifest::load(&dir.join("manifest.json"))?.digest,
+            };
+            Some((n, d))
+        }
         None => None,
     };
     let (changes, totals) = live_changes(b, &layers, layout);
     if changes.is_empty() && !req.allow_empty {
         return Ok(None);
     }
-    let number = newest.as_ref().map_or(1, |m| m.body.version + 1);
+    let number = newest.as_ref().map_or(1, |m| m.0 + 1);
     prune_structural(&upper, Path::new("/"), layout.structural)?;
     let mut entries = scan_layer(&upper)?;
     opened.correct(&upper, &mut entries);
@@ -317,7 +348,7 @@ pub fn snapshot(
     let body = ManifestBody {
         format: 1,
         version: number,
-        parent: newest.map(|m| m.digest),
+        parent: newest.map(|m| m.1),
         created: crate::time::now(),
         message: req.message.to_owned(),
         made: req.made,
@@ -530,8 +561,8 @@ pub fn note_stripped(b: &BoxDir, paths: &[String]) -> Result<(), StoreError> {
 pub fn rollback(b: &BoxDir, target: u64) -> Result<PathBuf, StoreError> {
     let _ops = b.ops_lock(true)?;
     recover(b)?;
-    let versions = b.versions()?;
-    let top = versions.last().map_or(0, |v| v.number);
+    // Numbers only: reading every manifest would cost what the box holds.
+    let top = version_numbers(b)?.last().map_or(0, |v| v.0);
     if target > top {
         return Err(StoreError::NoSuchVersion {
             name: b.name().to_string(),
@@ -563,8 +594,8 @@ pub fn rollback(b: &BoxDir, target: u64) -> Result<PathBuf, StoreError> {
 /// remaining versions are a complete prefix of the history; then the live
 /// layer; then drops the marker.
 fn finish_rollback(b: &BoxDir, qd: &Path, target: u64) -> Result<(), StoreError> {
-    for v in b.versions()?.iter().rev().filter(|v| v.number > target) {
-        rename(&v.dir, &qd.join("versions").join(v.number.to_string()))?;
+    for (number, dir) in version_numbers(b)?.iter().rev().filter(|v| v.0 > target) {
+        rename(dir, &qd.join("versions").join(number.to_string()))?;
         sync_dir(&b.versions_dir());
         point("rollback:moved-version");
     }
