@@ -438,6 +438,30 @@ pub(crate) fn sync_dir(dir: &Path) {
     }
 }
 
+/// Removes `root/rel` (a tree, or one entry), only if every directory on the
+/// way below `root` is a real directory: never through a symlink a layer
+/// holds. `rel` must be plain names. Nothing to remove is not an error.
+pub fn remove_beneath(root: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut cur = root.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    if comps.is_empty()
+        || !comps
+            .iter()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Ok(());
+    }
+    for c in &comps[..comps.len() - 1] {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(md) if md.is_dir() => {}
+            // Absent, or not a directory: nothing of ours below it.
+            _ => return Ok(()),
+        }
+    }
+    remove_tree(&root.join(rel))
+}
+
 /// Removes a tree that a box wrote, whatever modes its app left on it:
 /// directories are made writable before their entries are removed.
 /// Symlinks are removed, never followed.

@@ -145,16 +145,56 @@ pub fn restore_recorded(record_dir: &Path) {
         if !e.file_name().to_string_lossy().starts_with("opened-") {
             continue;
         }
+        // Lines: `root\t<hex path>` for each layer opened, then
+        // `<octal mode>\t<hex path>` for each directory; paths hex-encoded
+        // so that no name (a newline in it, say) can forge a line. Only
+        // directories under a recorded root are touched, never through a
+        // symlink.
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let mut roots: Vec<std::path::PathBuf> = Vec::new();
+        for line in text.lines() {
+            if let Some(p) = line.strip_prefix("root\t").and_then(unhex) {
+                roots.push(p);
+            }
+        }
         for line in text.lines().rev() {
-            if let Some((mode, path)) = line.split_once('\t') {
-                if let Ok(m) = u32::from_str_radix(mode, 8) {
-                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
-                }
+            let Some((mode, path)) = line.split_once('\t') else {
+                continue;
+            };
+            let (Ok(m), Some(path)) = (u32::from_str_radix(mode, 8), unhex(path)) else {
+                continue;
+            };
+            let inside = roots.iter().any(|r| path.starts_with(r))
+                && !path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir));
+            let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|md| md.is_dir());
+            if inside && is_dir && m <= 0o7777 {
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
             }
         }
         let _ = std::fs::remove_file(e.path());
     }
+}
+
+fn hex_path(p: &Path) -> String {
+    p.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn unhex(s: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    if s.len() & 1 == 1 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    Some(std::ffi::OsString::from_vec(bytes?).into())
 }
 
 type Registry = std::collections::HashMap<std::path::PathBuf, u32>;
@@ -213,11 +253,16 @@ pub fn open_for_reading(record_dir: &Path, roots: &[&Path]) -> Opened {
                 let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let p = record_dir.join(format!("opened-{}-{n}", std::process::id()));
                 record = std::fs::File::create(&p).ok();
+                if let Some(f) = record.as_mut() {
+                    for r in roots {
+                        let _ = writeln!(f, "root\t{}", hex_path(r));
+                    }
+                }
                 g.record = Some(p);
             }
             let written = record
                 .as_mut()
-                .is_some_and(|f| writeln!(f, "{mode:o}\t{}", d.display()).is_ok());
+                .is_some_and(|f| writeln!(f, "{mode:o}\t{}", hex_path(&d)).is_ok());
             if !written
                 || std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode | 0o500))
                     .is_err()

@@ -281,8 +281,10 @@ fn cut_from(layer: &Path, merged: &Path) -> Result<(), StoreError> {
         return Ok(());
     };
     for rel in cut {
-        let p = merged.join(&rel);
-        remove_tree(&p).map_err(StoreError::io("remove", &p))?;
+        // Never through a symlink the layers hold (a pulled layer may be
+        // hostile).
+        crate::boxdir::remove_beneath(merged, &rel)
+            .map_err(StoreError::io("remove", &merged.join(&rel)))?;
     }
     Ok(())
 }

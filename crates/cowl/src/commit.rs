@@ -421,9 +421,12 @@ fn finish(
     let n = history::record_commit(b, cut, applied.len())?;
     if !running {
         for rel in cut {
-            let p = upper.join(rel);
-            cowl_store::boxdir::remove_tree(&p)
-                .with_context(|| format!("cannot remove {} from the live layer", p.display()))?;
+            cowl_store::boxdir::remove_beneath(upper, rel).with_context(|| {
+                format!(
+                    "cannot remove {} from the live layer",
+                    upper.join(rel).display()
+                )
+            })?;
         }
         cowl_store::cache::refresh(b)?;
     }
