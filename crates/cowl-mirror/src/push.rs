@@ -219,12 +219,29 @@ pub fn push(b: &BoxDir, remote: &Remote, opts: &PushOptions) -> Result<PushRepor
         }
     }
     // How much of the box's history the mirror already has.
-    let common = state
+    let mut common = state
         .versions
         .iter()
         .zip(&versions)
         .take_while(|(r, l)| r.cowl_digest == l.manifest.digest)
         .count();
+    // Reusing the mirror's versions would mix encrypted and plain layers.
+    let sealed = |r: &RemoteVersion| r.layer.media_type == oci::LAYER_AGE;
+    if state.versions[..common]
+        .iter()
+        .any(|r| sealed(r) != encrypted)
+    {
+        if !opts.force {
+            return Err(MirrorError::Refused(format!(
+                "{} holds versions that are {} and this push's are {}: pass --force to push every version again, {}",
+                remote.url(),
+                if encrypted { "not encrypted" } else { "encrypted" },
+                if encrypted { "encrypted" } else { "not" },
+                if encrypted { "encrypted" } else { "in the clear" }
+            )));
+        }
+        common = 0;
+    }
     if common < state.versions.len() && !opts.force {
         let r = &state.versions[common];
         return Err(MirrorError::Refused(format!(

@@ -952,3 +952,41 @@ fn a_mirror_with_broken_metadata_is_an_error_not_a_crash() {
         assert!(!other.join("boxes/b").exists(), "{what}: a box was made");
     }
 }
+
+#[test]
+fn a_push_never_mixes_plain_and_encrypted_versions() {
+    let w = World::new("mirror-mix");
+    make_box(&w, "b");
+    let (public, _key) = age_keys(&w.dir);
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    assert_success(&w.cmd(&["push", "b", m]), "plain push");
+    // Adding encryption would leave the old versions in the clear.
+    let out = w.cmd(&["push", "--encrypt-to", &public, "b", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    let r = json_of(
+        &w.cmd(&["push", "--json", "--force", "--encrypt-to", &public, "b", m]),
+        "forced encrypted push",
+    );
+    assert_eq!(r["encrypted"], true, "{r}");
+    // Every layer the index reaches is encrypted now.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(mirror.join("index.json")).unwrap()).unwrap();
+    for d in index["manifests"].as_array().unwrap() {
+        let digest = d["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let man: Value = serde_json::from_slice(
+            &std::fs::read(mirror.join("blobs/sha256").join(digest)).unwrap(),
+        )
+        .unwrap();
+        for l in man["layers"].as_array().unwrap() {
+            assert!(
+                l["mediaType"].as_str().unwrap().ends_with("+encrypted"),
+                "{man}"
+            );
+        }
+    }
+    // And back: a plain push over encrypted versions is refused too.
+    let out = w.cmd(&["push", "b", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
