@@ -308,6 +308,15 @@ impl Remote {
                     Ok((t, key)) => {
                         let dst = root.join(&key);
                         std::fs::rename(&tmp, &dst).map_err(MirrorError::local("rename", &dst))?;
+                        // The rename is durable before any index names the
+                        // blob: a power cut never leaves an index pointing
+                        // at nothing.
+                        if let Some(parent) = dst.parent() {
+                            if let Ok(dirf) = std::fs::File::open(parent) {
+                                dirf.sync_all()
+                                    .map_err(MirrorError::local("sync", parent))?;
+                            }
+                        }
                         Ok(t)
                     }
                     Err(e) => {
