@@ -301,10 +301,12 @@ fn rustix_euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// Whether a live layer holds anything but directories.
+/// Whether a live layer holds anything but directories. A directory that
+/// cannot be read may hold changes: it counts as changed.
 fn has_changes(dir: &std::path::Path) -> bool {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return false;
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
     };
     rd.flatten().any(|e| {
         let p = e.path();
