@@ -145,7 +145,7 @@ impl Remote {
         match &self.kind {
             Kind::Local(dir) => {
                 let p = dir.join(key);
-                let f = match std::fs::File::open(&p) {
+                let f = match open_regular(&p) {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(MirrorError::local("read", &p)(e)),
@@ -401,7 +401,7 @@ impl Remote {
         match &self.kind {
             Kind::Local(root) => {
                 let p = root.join(key);
-                let f = match std::fs::File::open(&p) {
+                let f = match open_regular(&p) {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Err(MirrorError::Missing {
@@ -602,6 +602,24 @@ fn ini_section(path: &Path, section: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Opens a file of a directory mirror for reading: never through a symlink
+/// at its name, never a FIFO or device (whose open or read could hang).
+fn open_regular(p: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: the open of a FIFO does not wait.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", p.display()),
+        ));
+    }
+    Ok(f)
 }
 
 #[cfg(test)]

@@ -990,3 +990,42 @@ fn a_push_never_mixes_plain_and_encrypted_versions() {
     let out = w.cmd(&["push", "b", m]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+#[test]
+fn a_directory_mirror_whose_index_is_a_fifo_or_symlink_is_refused_not_waited_on() {
+    let w = World::new("mirror-fifo");
+    let mirror = w.dir.join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    std::fs::write(
+        mirror.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("mkfifo")
+        .arg(mirror.join("index.json"))
+        .output()
+        .unwrap();
+    assert_success(&out, "mkfifo");
+    let other = w.dir.join("other-store");
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(cowl_bin())
+        .args(["pull", mirror.to_str().unwrap(), "b"])
+        .env("COWL_HOME", &other)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    // A symlink at the index's name is not followed either.
+    std::fs::remove_file(mirror.join("index.json")).unwrap();
+    std::fs::write(w.dir.join("elsewhere.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(w.dir.join("elsewhere.json"), mirror.join("index.json")).unwrap();
+    let out = cmd_in(&w, &other, &["pull", mirror.to_str().unwrap(), "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!other.join("boxes/b").exists());
+}
