@@ -301,12 +301,12 @@ fn rustix_euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// Whether a live layer holds anything but directories. A directory that
-/// cannot be read may hold changes: it counts as changed.
+/// Whether a live layer holds anything but directories. A directory the
+/// caller may not list (a rootless view of root's 0700 directory) holds
+/// nothing of the app's, as `manifest::scan_layer` says too.
 fn has_changes(dir: &std::path::Path) -> bool {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
     };
     rd.flatten().any(|e| {
         let p = e.path();
