@@ -7,7 +7,6 @@
 //! when it is committed.
 
 use crate::boxdir::write_atomic;
-use crate::layer::EntryKind;
 use crate::{BoxDir, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -235,29 +234,18 @@ pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreEr
 /// run ends) in a record of that run's own: what it costs grows with the
 /// layer, never with the box's history. `since`: when the run started.
 pub fn record_layer(b: &BoxDir, layer: &Path, since: i128) -> Result<(), StoreError> {
-    let mut map = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(layer.join(&rel)) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let r = rel.join(e.file_name());
-            let Some((kind, _)) = EntryKind::of(&e.path()) else {
-                continue;
+    let mut paths = std::collections::BTreeSet::new();
+    crate::diff::layer_paths(layer, &mut paths);
+    let map: BTreeMap<String, HostState> = paths
+        .into_iter()
+        .map(|r| {
+            let state = HostState {
+                since_ns: since,
+                ..HostState::of(&Path::new("/").join(&r))
             };
-            if kind.is_dir() {
-                stack.push(r.clone());
-            }
-            map.insert(
-                r.to_string_lossy().into_owned(),
-                HostState {
-                    since_ns: since,
-                    ..HostState::of(&Path::new("/").join(&r))
-                },
-            );
-        }
-    }
+            (r.to_string_lossy().into_owned(), state)
+        })
+        .collect();
     if map.is_empty() {
         return Ok(());
     }

@@ -52,18 +52,33 @@ pub struct Row {
     pub finding: Finding,
 }
 
+/// Which parts of a box to scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every version and the live layer.
+    All,
+    /// Every version (frozen layers only: nothing to hold still).
+    Versions,
+    /// One version, or the live layer.
+    One(Where),
+}
+
+impl Scope {
+    fn has(self, w: Where) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Versions => w != Where::Live,
+            Scope::One(o) => o == w,
+        }
+    }
+}
+
 /// Every finding of the built-in rules (and of `with`, if given) in the
 /// chosen parts of the box, oldest version first.
-/// `held`: the caller holds the box still already.
-pub fn findings(
-    b: &BoxDir,
-    only: Option<Where>,
-    with: Option<&str>,
-    held: bool,
-) -> Result<Vec<Row>> {
+pub fn findings(b: &BoxDir, scope: Scope, with: Option<&str>) -> Result<Vec<Row>> {
     // The live layer of a running box is read with the box frozen, so that
     // no symlink it swaps in meanwhile can point a read elsewhere.
-    let _still = if !held && only.is_none_or(|o| o == Where::Live) {
+    let _still = if scope.has(Where::Live) {
         Some(crate::freeze::Still::hold(b, "scan")?)
     } else {
         None
@@ -81,7 +96,7 @@ pub fn findings(
     )> = Vec::new();
     for v in &versions {
         let w = Where::Version(v.number);
-        if only.is_some_and(|o| o != w) {
+        if !scope.has(w) {
             continue;
         }
         parts.push((
@@ -92,7 +107,7 @@ pub fn findings(
         ));
     }
     let upper = b.upper();
-    if only.is_none_or(|o| o == Where::Live) && upper.is_dir() {
+    if scope.has(Where::Live) && upper.is_dir() {
         let every = [upper.as_path()];
         let opened = cowl_store::layer::open_for_reading(&b.pending_dir(), &every);
         let mut entries = scan_layer(&upper)?;
@@ -237,7 +252,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
             )));
         }
     }
-    let rows = findings(&b, only, a.with.as_deref(), false)?;
+    let rows = findings(&b, only.map_or(Scope::All, Scope::One), a.with.as_deref())?;
     let min = a.min_severity.map(severity);
     if a.first_bad {
         let min = min.unwrap_or(Severity::High);

@@ -463,7 +463,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
         Some(v) => v,
         None => {
             let min = crate::review::severity(a.min_severity);
-            let rows = crate::review::findings(&b, None, None, true)?;
+            let rows = crate::review::findings(&b, crate::review::Scope::Versions, None)?;
             let Some((bad, found)) = crate::review::first_bad(&rows, min) else {
                 bail!(
                     "no version of box {name} has a finding of {} or above: nothing to roll back (`cowl scan {name}` lists every finding)",

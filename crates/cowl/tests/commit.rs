@@ -228,22 +228,7 @@ fn symlink_swaps_during_commits_never_write_outside_the_target() {
          rm -rf d; ln -s {o} d; done",
         o = outside.display()
     );
-    let child = w
-        .cowl()
-        .args(["run", "b", "--", "sh", "-c", &script])
-        .spawn()
-        .unwrap();
-    // Stopped however the test ends.
-    struct Stop<'a>(&'a World, std::process::Child);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.cmd(&["stop", "b"]);
-            let _ = self.1.wait();
-        }
-    }
-    let guard = Stop(&w, child);
-    let state = w.store.join("boxes/b/state");
-    wait_until(|| state.exists());
+    let guard = w.start("b", &script);
     let n = std::env::var("COWL_COMMIT_RACE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -401,21 +386,8 @@ fn host_changes_the_box_could_not_see_are_conflicts() {
     // A running box deleted it; then the host wrote it.
     let w = World::new("commit-running-del");
     std::fs::write(w.host().join("g"), "host\n").unwrap();
-    let child = w
-        .cowl()
-        .args(["run", "b", "--", "sh", "-c", "rm g; sleep 1000"])
-        .spawn()
-        .unwrap();
-    struct Stop<'a>(&'a World, std::process::Child);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.cmd(&["stop", "b"]);
-            let _ = self.1.wait();
-        }
-    }
-    let _guard = Stop(&w, child);
-    let state = w.store.join("boxes/b/state");
-    wait_until(|| state.exists() && !w.ok("b", "test -e g || echo gone").is_empty());
+    let _running = w.start("b", "rm g; sleep 1000");
+    wait_until(|| !w.ok("b", "test -e g || echo gone").is_empty());
     std::thread::sleep(std::time::Duration::from_millis(50));
     std::fs::write(w.host().join("g"), "user work\n").unwrap();
     let out = w.cmd(&["commit", "b", "g"]);
@@ -511,4 +483,41 @@ fn a_commit_killed_midway_leaves_nothing_behind() {
         "two\n"
     );
     assert_eq!(temps(), 0);
+}
+
+/// Commit, scan and export freeze a running box while they read it, and
+/// leave every process of it running again afterwards.
+#[test]
+fn reading_a_running_box_leaves_it_running() {
+    let w = World::new("commit-thaw");
+    let _running = w.start("b", "echo x > f; sleep 1000 & sleep 1000 & wait");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(w.store.join("boxes/b/state")).unwrap()).unwrap();
+    let init = state["pid"].as_i64().unwrap();
+    let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    let states = || -> Vec<char> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
+            .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|l| l == ns))
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                stat.rsplit_once(')')?.1.trim_start().chars().next()
+            })
+            .collect()
+    };
+    wait_until(|| states().len() >= 4);
+    let tar = w.dir.join("live.tar");
+    for args in [
+        vec!["scan", "b"],
+        vec!["export", "b", "-o", tar.to_str().unwrap()],
+        vec!["commit", "--dry-run", "--all", "b"],
+        vec!["commit", "--all", "b"],
+    ] {
+        assert_success(&w.cmd(&args), &args.join(" "));
+        let s = states();
+        assert!(!s.contains(&'T'), "{args:?} left the box stopped: {s:?}");
+    }
+    assert_eq!(std::fs::read_to_string(w.host().join("f")).unwrap(), "x\n");
 }

@@ -123,6 +123,41 @@ impl World {
     }
 }
 
+/// A box started in the background, stopped however the test ends.
+pub struct Running<'a> {
+    w: &'a World,
+    name: String,
+    child: Option<std::process::Child>,
+}
+
+impl World {
+    /// Starts `cowl run BOX -- sh -c SCRIPT` and waits until the box runs.
+    pub fn start(&self, boxname: &str, script: &str) -> Running<'_> {
+        let child = self
+            .cowl()
+            .args(["run", boxname, "--", "sh", "-c", script])
+            .spawn()
+            .unwrap();
+        let state = self.store.join("boxes").join(boxname).join("state");
+        let r = Running {
+            w: self,
+            name: boxname.to_owned(),
+            child: Some(child),
+        };
+        wait_until(|| state.exists());
+        r
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = self.w.cmd(&["stop", &self.name]);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Waits (at most 20 s) until `f` holds.
 pub fn wait_until(mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
