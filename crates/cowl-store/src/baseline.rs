@@ -233,11 +233,25 @@ pub fn save(b: &BoxDir, map: &BTreeMap<String, HostState>) -> Result<(), StoreEr
 /// Records the host state of every path of `layer` (the live layer, when a
 /// run ends) in a record of that run's own: what it costs grows with the
 /// layer, never with the box's history. `since`: when the run started.
-pub fn record_layer(b: &BoxDir, layer: &Path, since: i128) -> Result<(), StoreError> {
+///
+/// Directories cowl made (mount points and those above them: a commit
+/// never applies them) and the box's private directories (their host
+/// namesakes are not what the box wrote over) are not recorded, so a run
+/// that changed nothing writes no record at all.
+pub fn record_layer(
+    b: &BoxDir,
+    layer: &Path,
+    since: i128,
+    shape: &crate::history::Layout,
+) -> Result<(), StoreError> {
     let mut paths = std::collections::BTreeSet::new();
     crate::diff::layer_paths(layer, &mut paths);
     let map: BTreeMap<String, HostState> = paths
         .into_iter()
+        .filter(|r| {
+            !shape.private.iter().any(|p| r.starts_with(p))
+                && !(shape.structural)(&Path::new("/").join(r))
+        })
         .map(|r| {
             let state = HostState {
                 since_ns: since,

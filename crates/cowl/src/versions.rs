@@ -152,7 +152,7 @@ pub fn after_run(
     }
     // What the host held where the box wrote, for `cowl commit` to tell
     // whether the host changed there since.
-    cowl_store::baseline::record_layer(b, &b.upper(), started)?;
+    layout.with(|l| cowl_store::baseline::record_layer(b, &b.upper(), started, l))?;
     let req: Option<serde_json::Value> = std::fs::read(request_path(b))
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());

@@ -416,6 +416,45 @@ fn committing_again_is_not_a_conflict_with_the_last_commit() {
     );
 }
 
+/// The record of host states holds what the box wrote, nothing else: a run
+/// that changed nothing adds no record (records would pile up with every
+/// run), the box's private /tmp is not recorded, and what it did change
+/// still commits without a conflict.
+#[test]
+fn only_what_a_run_changed_is_recorded() {
+    let w = World::new("commit-records");
+    let records = || -> Vec<String> {
+        match std::fs::read_dir(w.store.join("boxes/b/baselines")) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    w.ok("b", "true");
+    w.ok("b", "true");
+    assert_eq!(records(), Vec::<String>::new(), "runs that changed nothing");
+    w.ok("b", "echo a > made; echo t > /tmp/scratch");
+    let all = records();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&all[0]).unwrap();
+    // The new file and the directories copied up above it, but not the
+    // top-level directory (a mount point cowl made) nor /tmp.
+    let made = w.host().join("made");
+    let made = made.strip_prefix("/").unwrap();
+    assert!(map.contains_key(&*made.to_string_lossy()), "{all:?}");
+    let top = made.iter().next().unwrap().to_string_lossy().into_owned();
+    for k in map.keys() {
+        assert!(made.starts_with(k) && *k != top, "{k} recorded: {all:?}");
+    }
+    assert_success(&w.cmd(&["commit", "b", "made"]), "commit");
+    assert_eq!(
+        std::fs::read_to_string(w.host().join("made")).unwrap(),
+        "a\n"
+    );
+}
+
 /// A change the scan rules flag high (here a git hook in an existing
 /// repository) is not committed without --allow-risky.
 #[test]
