@@ -45,6 +45,7 @@ impl Frozen {
             }
         }
         f.wait()?;
+        cowl_store::fault::point("freeze:held");
         Ok(f)
     }
 

@@ -561,12 +561,17 @@ pub fn gc(a: GcArgs) -> Result<i32> {
 }
 
 /// In test builds, `COWL_FAULT=<step>` kills cowl with SIGKILL at that step
-/// of a store operation.
+/// of a store operation, and `COWL_PAUSE=<step>` holds it there for 1.5 s
+/// (saying so on stderr), for a test to act in the meantime.
 pub fn install_fault_hook() {
     #[cfg(debug_assertions)]
     cowl_store::fault::set_hook(|name| {
         if std::env::var("COWL_FAULT").as_deref() == Ok(name) {
             let _ = cowl_sandbox::sys::kill(std::process::id() as i32, libc::SIGKILL);
+        }
+        if std::env::var("COWL_PAUSE").as_deref() == Ok(name) {
+            eprintln!("cowl: paused at {name}");
+            std::thread::sleep(std::time::Duration::from_millis(1500));
         }
     });
 }

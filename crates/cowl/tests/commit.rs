@@ -524,17 +524,16 @@ fn a_commit_killed_midway_leaves_nothing_behind() {
     assert_eq!(temps(), 0);
 }
 
-/// Commit, scan and export freeze a running box while they read it, and
-/// leave every process of it running again afterwards.
-#[test]
-fn reading_a_running_box_leaves_it_running() {
-    let w = World::new("commit-thaw");
-    let _running = w.start("b", "echo x > f; sleep 1000 & sleep 1000 & wait");
-    let state: Value =
-        serde_json::from_slice(&std::fs::read(w.store.join("boxes/b/state")).unwrap()).unwrap();
+/// The states (R, S, T…) of every process of running box `b`, as a
+/// closure to call again.
+fn box_states(w: &World, b: &str) -> impl Fn() -> Vec<char> {
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(w.store.join("boxes").join(b).join("state")).unwrap(),
+    )
+    .unwrap();
     let init = state["pid"].as_i64().unwrap();
     let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
-    let states = || -> Vec<char> {
+    move || {
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
@@ -545,7 +544,16 @@ fn reading_a_running_box_leaves_it_running() {
                 stat.rsplit_once(')')?.1.trim_start().chars().next()
             })
             .collect()
-    };
+    }
+}
+
+/// Commit, scan and export freeze a running box while they read it, and
+/// leave every process of it running again afterwards.
+#[test]
+fn reading_a_running_box_leaves_it_running() {
+    let w = World::new("commit-thaw");
+    let _running = w.start("b", "echo x > f; sleep 1000 & sleep 1000 & wait");
+    let states = box_states(&w, "b");
     wait_until(|| states().len() >= 4);
     let tar = w.dir.join("live.tar");
     for args in [
@@ -559,4 +567,47 @@ fn reading_a_running_box_leaves_it_running() {
         assert!(!s.contains(&'T'), "{args:?} left the box stopped: {s:?}");
     }
     assert_eq!(std::fs::read_to_string(w.host().join("f")).unwrap(), "x\n");
+}
+
+/// Ctrl-C (SIGINT) while a scan holds a running box frozen ends the scan
+/// only once the box runs again: an interrupted cowl never leaves a box
+/// stopped for good.
+#[test]
+fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
+    use std::os::unix::process::ExitStatusExt;
+    let w = World::new("commit-interrupt");
+    let _running = w.start("b", "echo x > f; sleep 1000 & wait");
+    let states = box_states(&w, "b");
+    wait_until(|| states().len() >= 3);
+    let mut scan = w
+        .cowl()
+        .env("COWL_PAUSE", "freeze:held")
+        .args(["scan", "b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(|| {
+        let s = states();
+        !s.is_empty() && s.iter().all(|c| *c == 'T')
+    });
+    let kill = Command::new("kill")
+        .args(["-INT", &scan.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = scan.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "the scan ends by the interrupt: {status:?}"
+    );
+    let s = states();
+    assert!(
+        !s.contains(&'T'),
+        "the interrupted scan left the box stopped: {s:?}"
+    );
+    let out = w.cmd(&["run", "b", "--", "cat", "f"]);
+    assert_success(&out, "join the box after the interrupt");
+    assert_eq!(stdout(&out), "x\n");
 }
