@@ -9,11 +9,74 @@ use std::path::Path;
 /// Every process of a running box, stopped (SIGSTOP) until dropped.
 /// Processes are held by pidfd, so a signal never reaches a later process
 /// that reused a pid; SIGINT, SIGTERM, SIGHUP and SIGQUIT wait until the box
-/// runs again, so that Ctrl-C does not leave it stopped.
+/// runs again, so that Ctrl-C does not leave it stopped. A guard process
+/// holds the same pidfds and resumes them if cowl dies while they are
+/// stopped (SIGKILL, the OOM killer): the box never stays frozen for good.
 pub struct Frozen {
     /// pid, pidfd, and whether it was stopped before (left so).
     members: Vec<(i32, std::os::fd::OwnedFd, bool)>,
     mask: libc::sigset_t,
+    guard: Option<Guard>,
+}
+
+/// The guard: a child that is sent the pidfd of each process stopped, and
+/// resumes them all when its socket ends without a word of release.
+struct Guard {
+    pid: i32,
+    sock: std::os::fd::OwnedFd,
+}
+
+impl Guard {
+    fn start() -> Result<Guard> {
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = sys::seqpacket_pair().context("cannot create a socket pair")?;
+        // cowl is single-threaded when it freezes a box.
+        let pid = cowl_sandbox::process::fork().context("cannot fork the thaw guard")?;
+        if pid == 0 {
+            drop(ours);
+            // Only the socket stays open: no lock or terminal of the parent.
+            let keep = theirs.as_raw_fd();
+            // SAFETY: closing descriptors of this process other than `keep`.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 3u32, (keep - 1).max(2) as u32, 0u32);
+                libc::syscall(libc::SYS_close_range, keep as u32 + 1, u32::MAX, 0u32);
+            }
+            let mut held = Vec::new();
+            let released = loop {
+                match sys::recv_msg(&theirs) {
+                    Ok((msg, fd)) if msg.first() == Some(&b'm') => held.extend(fd),
+                    Ok((msg, _)) if msg.first() == Some(&b'r') => break true,
+                    _ => break false,
+                }
+            };
+            if !released {
+                for fd in held.iter().rev() {
+                    let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGCONT);
+                }
+            }
+            // SAFETY: leaving the forked child without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        drop(theirs);
+        Ok(Guard { pid, sock: ours })
+    }
+
+    /// Tells the guard about a process that is to run again.
+    fn hold(&self, pidfd: &std::os::fd::OwnedFd) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        sys::send_with_fd(&self.sock, b"m", pidfd.as_raw_fd())
+            .context("cannot pass a process to the thaw guard")
+    }
+
+    /// The box runs again: the guard leaves.
+    fn release(self) {
+        use std::os::fd::AsRawFd;
+        let _ = sys::write_all(self.sock.as_raw_fd(), b"r");
+        drop(self.sock);
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+    }
 }
 
 impl Frozen {
@@ -24,7 +87,9 @@ impl Frozen {
         let mut f = Frozen {
             members: Vec::new(),
             mask,
+            guard: None,
         };
+        f.guard = Some(Guard::start()?);
         // Init first, and wait for it: it forwards signals to the app, and a
         // SIGCONT it forwards late must not wake what we stop next.
         if !f.stop(init, &ns) {
@@ -60,6 +125,15 @@ impl Frozen {
             return false;
         }
         let before = stopped(pid, false) && is_alive(pid);
+        // The guard first: from the moment it is stopped, a process is one
+        // the guard resumes if cowl dies.
+        if !before {
+            if let Some(g) = &self.guard {
+                if g.hold(&fd).is_err() {
+                    return false;
+                }
+            }
+        }
         use std::os::fd::AsRawFd;
         if sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGSTOP).is_err() {
             return false;
@@ -107,6 +181,9 @@ impl Drop for Frozen {
             if !was_stopped {
                 let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGCONT);
             }
+        }
+        if let Some(g) = self.guard.take() {
+            g.release();
         }
         sys::set_signal_mask(&self.mask);
     }

@@ -611,3 +611,31 @@ fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
     assert_success(&out, "join the box after the interrupt");
     assert_eq!(stdout(&out), "x\n");
 }
+
+/// cowl killed outright (SIGKILL cannot wait) while a scan holds a running
+/// box frozen: its guard process resumes the box.
+#[test]
+fn a_cowl_killed_while_a_box_is_frozen_does_not_leave_it_stopped() {
+    let w = World::new("commit-killed-frozen");
+    let _running = w.start("b", "echo x > f; sleep 1000 & wait");
+    let states = box_states(&w, "b");
+    wait_until(|| states().len() >= 3);
+    let mut scan = w
+        .cowl()
+        .env("COWL_PAUSE", "freeze:held")
+        .args(["scan", "b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(|| {
+        let s = states();
+        !s.is_empty() && s.iter().all(|c| *c == 'T')
+    });
+    scan.kill().unwrap();
+    scan.wait().unwrap();
+    wait_until(|| !states().contains(&'T'));
+    let out = w.cmd(&["run", "b", "--", "cat", "f"]);
+    assert_success(&out, "join the box after the kill");
+    assert_eq!(stdout(&out), "x\n");
+}
