@@ -10,7 +10,6 @@ use crate::boxdir::write_atomic;
 use crate::{BoxDir, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -162,17 +161,9 @@ impl HostState {
 }
 
 fn hash(p: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(p).ok()?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Some(h.finalize().to_hex().to_string())
+    crate::manifest::hash_contents(p)
+        .ok()
+        .map(|h| h.to_hex().to_string())
 }
 
 fn file(b: &BoxDir) -> PathBuf {

@@ -224,8 +224,14 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
         // Unreadable: report it as changed rather than hide a change.
         return false;
     };
-    let mut ba = vec![0u8; 64 * 1024];
-    let mut bb = vec![0u8; 64 * 1024];
+    // Sized for the file (same length on both sides by now): comparing many
+    // small files does not zero two large buffers for each.
+    let size = fa
+        .metadata()
+        .map_or(64 * 1024, |m| m.len())
+        .clamp(4096, 64 * 1024) as usize;
+    let mut ba = vec![0u8; size];
+    let mut bb = vec![0u8; size];
     loop {
         let (Ok(na), Ok(nb)) = (read_full(&mut fa, &mut ba), read_full(&mut fb, &mut bb)) else {
             return false;

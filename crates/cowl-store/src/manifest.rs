@@ -224,17 +224,38 @@ pub fn entry(
 }
 
 fn hash_file(p: &Path) -> Result<String, StoreError> {
-    let mut f = std::fs::File::open(p).map_err(StoreError::io("read", p))?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(StoreError::io("read", p))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
+    hash_contents(p)
+        .map(|h| h.to_hex().to_string())
+        .map_err(StoreError::io("read", p))
+}
+
+/// BLAKE3 of the file at `p`. One buffer per thread serves every file (a
+/// snapshot hashes each file of a layer: a buffer made and zeroed per file
+/// cost more than the reading), and the file is opened without updating
+/// its access time where the caller may (a store's own files), so hashing
+/// does not write an inode per file.
+pub(crate) fn hash_contents(p: &Path) -> std::io::Result<blake3::Hash> {
+    use rustix::fs::{Mode, OFlags};
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
     }
-    Ok(h.finalize().to_hex().to_string())
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut f = match rustix::fs::open(p, flags | OFlags::NOATIME, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(rustix::io::Errno::PERM) => std::fs::File::open(p)?,
+        Err(e) => return Err(e.into()),
+    };
+    let mut h = blake3::Hasher::new();
+    BUF.with_borrow_mut(|buf| -> std::io::Result<()> {
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            h.update(&buf[..n]);
+        }
+    })?;
+    Ok(h.finalize())
 }
 
 fn xattrs(p: &Path) -> BTreeMap<String, String> {
