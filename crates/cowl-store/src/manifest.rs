@@ -379,3 +379,28 @@ pub fn verify_layer_mapped(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The shared buffer serves files smaller and larger than itself, one
+    /// after another, and each hash is the file's own.
+    #[test]
+    fn hashes_of_files_of_every_size_are_their_own() {
+        let dir = std::env::temp_dir().join(format!("cowl-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, len) in [0usize, 1, 4095, 256 * 1024, 256 * 1024 + 1, 1 << 20, 7]
+            .into_iter()
+            .enumerate()
+        {
+            let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, &data).unwrap();
+            assert_eq!(hash_contents(&p).unwrap(), blake3::hash(&data), "{len} bytes");
+        }
+        assert!(hash_contents(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
