@@ -308,6 +308,74 @@ fn box_toml_mirror_and_push_on_snapshot_push_after_each_version() {
     assert_eq!(r["versions_sent"], 0, "{r}");
 }
 
+/// A host path's copy in the newest layer of `home`'s box that has it.
+fn in_layers_of(w: &World, home: &Path, b: &str, p: &Path) -> PathBuf {
+    // A view of the other store (its dir does not exist: dropping it
+    // removes nothing).
+    let view = World {
+        dir: w.dir.join("no-such-dir"),
+        store: home.to_path_buf(),
+    };
+    view.in_layers(b, p)
+}
+
+#[test]
+fn posix_acls_travel_and_host_labels_stay_with_their_host() {
+    let w = World::new("mirror-xattrs");
+    // A host label on a host file the box changes: the copy the box makes
+    // keeps it (the overlay copies it up), as a label-assigning host's
+    // would. Only root may write security.* attributes.
+    let labelled = w.host().join("labelled");
+    std::fs::write(&labelled, "host\n").unwrap();
+    let label = b"system_u:object_r:user_home_t:s0\0";
+    let can_label = is_root() && xattr::set(&labelled, "security.selinux", label).is_ok();
+    // An ACL set by the app: one named-user entry (its own uid) and the mask.
+    w.ok(
+        "b",
+        "echo data > acl; echo more >> labelled; python3 -c \"
+import os, struct
+e = [(1, 6, 0xffffffff), (2, 4, os.getuid()), (4, 4, 0xffffffff), (0x10, 4, 0xffffffff), (0x20, 4, 0xffffffff)]
+os.setxattr('acl', 'system.posix_acl_access', struct.pack('<I', 2) + b''.join(struct.pack('<HHI', *x) for x in e))
+\"",
+    );
+    let acl_here = in_layers_of(&w, &w.store, "b", &w.host().join("acl"));
+    let acl = xattr::get(&acl_here, "system.posix_acl_access").unwrap();
+    assert!(acl.is_some(), "the ACL did not reach the layer");
+    let label_here = in_layers_of(&w, &w.store, "b", &labelled);
+    if can_label {
+        assert_eq!(
+            xattr::get(&label_here, "security.selinux")
+                .unwrap()
+                .as_deref(),
+            Some(&label[..]),
+            "the copy-up lost the label: the test cannot show anything"
+        );
+    }
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    let other = w.dir.join("other-store");
+    assert_success(&cmd_in(&w, &other, &["pull", m]), "pull");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    let acl_there = in_layers_of(&w, &other, "b", &w.host().join("acl"));
+    assert_eq!(
+        xattr::get(&acl_there, "system.posix_acl_access").unwrap(),
+        acl
+    );
+    let label_there = in_layers_of(&w, &other, "b", &labelled);
+    assert_eq!(std::fs::read(&label_there).unwrap(), b"host\nmore\n");
+    assert_eq!(
+        xattr::get(&label_there, "security.selinux").unwrap(),
+        None,
+        "a host label travelled"
+    );
+    assert_success(
+        &cmd_in(&w, &other, &["verify", "b"]),
+        "verify the pulled box",
+    );
+    assert_success(&w.cmd(&["verify", "b"]), "verify the pushed box");
+}
+
 /// `cowl log --json` as (number, digest) pairs.
 fn numbered(w: &World, home: &Path, b: &str) -> Vec<(u64, String)> {
     let out = cmd_in(w, home, &["log", "--json", b]);
