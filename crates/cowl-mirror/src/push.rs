@@ -432,20 +432,21 @@ fn push_version(
 ) -> Result<RemoteVersion, MirrorError> {
     let layer = v.layer();
     let opened = cowl_store::layer::open_for_reading(&b.path().join("pending"), &[&layer]);
-    let (blob, size, diff_id) = remote.upload("blobs/sha256", |out| {
-        let hw = HashWriter::new(out, Some(&mut *progress));
-        let sealer = Sealer::new(hw, to)?;
-        let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
-        let mut tar_hash = HashWriter::new(z, None);
-        cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
-        let (z, diff_id, _) = tar_hash.finish();
-        let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
-        let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
-        hw.flush().map_err(MirrorError::stream("upload"))?;
-        let (_, digest, size) = hw.finish();
-        let key = oci::blob_key(&digest)?;
-        Ok(((digest, size, diff_id), key))
-    })?;
+    let (blob, size, diff_id) =
+        remote.upload("blobs/sha256", &b.path().join("pending"), |out| {
+            let hw = HashWriter::new(out, Some(&mut *progress));
+            let sealer = Sealer::new(hw, to)?;
+            let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
+            let mut tar_hash = HashWriter::new(z, None);
+            cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
+            let (z, diff_id, _) = tar_hash.finish();
+            let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
+            let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
+            hw.flush().map_err(MirrorError::stream("upload"))?;
+            let (_, digest, size) = hw.finish();
+            let key = oci::blob_key(&digest)?;
+            Ok(((digest, size, diff_id), key))
+        })?;
     drop(opened);
     progress.blob_done();
     report.blobs_sent += 1;
