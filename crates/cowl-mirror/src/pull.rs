@@ -480,7 +480,6 @@ impl Fetch<'_> {
                     &stage.join(cowl_store::cut::FILE),
                     &serde_json::to_vec(&m.body.committed).unwrap_or_default(),
                 )?;
-                write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
             }
             Ok(())
         })();
@@ -509,6 +508,10 @@ impl Fetch<'_> {
                 w.number,
                 b.name()
             )));
+        }
+        if !m.body.committed.is_empty() {
+            // The box has a cut from now on (before the version shows).
+            write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
         }
         std::fs::rename(stage, &target).map_err(MirrorError::local("rename", stage))?;
         if let Ok(d) = std::fs::File::open(b.path().join("versions")) {
