@@ -72,19 +72,14 @@ struct Wanted {
 }
 
 fn wanted(layers: &[Descriptor]) -> Result<Vec<Wanted>, MirrorError> {
-    let mut out = Vec::new();
+    let mut out: Vec<Wanted> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
-        let number = i as u64 + 1;
+        let number = crate::push::version_number(l, i, out.last().map(|w| w.number))?;
         let ann = |k: &str| {
             l.annotations.get(k).cloned().ok_or_else(|| {
                 MirrorError::Format(format!("layer of version {number} has no {k} annotation"))
             })
         };
-        if ann(oci::VERSION)? != number.to_string() {
-            return Err(MirrorError::Format(format!(
-                "layer {number} is not annotated as version {number}"
-            )));
-        }
         if !matches!(l.media_type.as_str(), oci::LAYER | oci::LAYER_AGE) {
             return Err(MirrorError::Format(format!(
                 "layer of version {number} has media type {}, not one cowl writes",
@@ -194,7 +189,8 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
         Err(StoreError::NoSuchBox { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let mut local: Vec<String> = Vec::new();
+    // (number, digest) of each local version.
+    let mut local: Vec<(u64, String)> = Vec::new();
     let mut live_changes = false;
     if let Some(b) = &existing {
         if b.settings.mode != mode {
@@ -208,7 +204,7 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
         local = b
             .versions()?
             .into_iter()
-            .map(|v| v.manifest.digest)
+            .map(|v| (v.number, v.manifest.digest))
             .collect();
         live_changes = has_changes(&b.upper());
     }
@@ -241,15 +237,15 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
     let common = local
         .iter()
         .zip(&manifests)
-        .take_while(|(l, m)| **l == m.digest)
+        .take_while(|(l, m)| l.0 == m.body.version && l.1 == m.digest)
         .count();
     let diverged = common < local.len();
     if (diverged || (live_changes && common < manifests.len())) && !opts.force {
         let why = if diverged {
             format!(
                 "box {name} has version {} (digest {}) that the mirror does not have",
-                common + 1,
-                &local[common][..12.min(local[common].len())]
+                local[common].0,
+                &local[common].1[..12.min(local[common].1.len())]
             )
         } else {
             format!("box {name} has changes in its live layer that are not a version yet")
@@ -273,18 +269,32 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
             "box {name} is running: stop it first (`cowl stop {name}`)"
         )));
     };
-    if diverged || (live_changes && opts.force) {
-        let q = cowl_store::history::rollback(&b, common as u64)?;
-        report.quarantined = q.file_name().map(|n| n.to_string_lossy().into_owned());
-    }
     progress.total_blobs = (manifests.len() - common) as u64;
-    let result = (|| -> Result<(), MirrorError> {
-        for (w, m) in wanted.iter().zip(&manifests).skip(common) {
-            pull_version(&b, remote, w, m, &ids, opts, &mut progress, &mut report)?;
-            report.versions_pulled += 1;
-        }
-        Ok(())
-    })();
+    let todo: Vec<(&Wanted, &Manifest)> = wanted.iter().zip(&manifests).skip(common).collect();
+    let mut fetch = Fetch {
+        b: &b,
+        remote,
+        ids: &ids,
+        opts,
+        progress: &mut progress,
+        report: &mut report,
+    };
+    let result = if diverged || (live_changes && opts.force) {
+        // Local history goes to quarantine only once every version that
+        // replaces it is fetched and verified: a bad mirror leaves the box
+        // as it was. One exclusive lock over all of it (recovery would take
+        // the waiting stages for a crash's leftovers).
+        let keep = common.checked_sub(1).map_or(0, |i| local[i].0);
+        let ops = b.ops_lock(true)?;
+        fetch.replace(&todo, keep, &ops)
+    } else {
+        // Version by version: an interrupted pull keeps what it verified.
+        todo.iter().try_for_each(|&(w, m)| {
+            let _ops = b.ops_lock(true)?;
+            let stage = fetch.stage(w, m)?;
+            fetch.place(w, m, &stage)
+        })
+    };
     progress.finish();
     if let Err(e) = result {
         if created && report.versions_pulled == 0 {
@@ -362,107 +372,158 @@ fn fetch_manifest(
     serde_json::from_slice(&json).map_err(|e| MirrorError::Format(format!("{what}: {e}")))
 }
 
-/// Fetches, extracts, verifies and moves in one version.
-#[allow(clippy::too_many_arguments)]
-fn pull_version(
-    b: &BoxDir,
-    remote: &Remote,
-    w: &Wanted,
-    m: &Manifest,
-    ids: &[Box<dyn age::Identity + Send + Sync>],
-    opts: &PullOptions,
-    progress: &mut Progress,
-    report: &mut PullReport,
-) -> Result<(), MirrorError> {
-    // Exclusive for the whole version: recovery (which any command opening
-    // the box may run) must not take the stage for a crash's leftover.
-    let _ops = b.ops_lock(true)?;
-    let pending = b.path().join("pending");
-    std::fs::create_dir_all(&pending).map_err(MirrorError::local("create", &pending))?;
-    let stage = pending.join(format!("pull-{}", w.number));
-    remove_tree(&stage).map_err(MirrorError::local("clear", &stage))?;
-    std::fs::create_dir(&stage).map_err(MirrorError::local("create", &stage))?;
-    let outcome = (|| -> Result<(), MirrorError> {
-        let key = oci::blob_key(&w.layer.digest)?;
-        let compressed = Arc::new(AtomicU64::new(0));
-        let mut limits = opts.limits.clone();
-        limits.compressed = Some(Arc::clone(&compressed));
-        limits.keep_owners = b.settings.mode == Mode::System;
-        let what = format!("the layer of version {}", w.number);
-        let (digest, size) = remote.download(&key, |input| {
-            let mut hr = HashReader::new(input, compressed, Some(&mut *progress), w.layer.size);
-            {
-                let r: Box<dyn Read + '_> = if encrypted(&w.layer.media_type) {
-                    crate::crypt::opener(&mut hr, ids, &what)?
-                } else {
-                    Box::new(&mut hr)
-                };
-                let z = zstd::Decoder::new(r)
-                    .map_err(MirrorError::stream(format!("decompress {what}")))?;
-                import_layer_tar(z, &stage.join("layer"), &limits)?;
+/// What fetching versions needs, for one pull.
+struct Fetch<'a> {
+    b: &'a BoxDir,
+    remote: &'a Remote,
+    ids: &'a [Box<dyn age::Identity + Send + Sync>],
+    opts: &'a PullOptions,
+    progress: &'a mut Progress,
+    report: &'a mut PullReport,
+}
+
+impl Fetch<'_> {
+    /// Stages every version of `todo`, then quarantines what the box has
+    /// above version `keep`, then puts the stages in place. The caller
+    /// holds the exclusive operations lock (`held`).
+    fn replace(
+        &mut self,
+        todo: &[(&Wanted, &Manifest)],
+        keep: u64,
+        held: &cowl_store::history::OpsLock,
+    ) -> Result<(), MirrorError> {
+        let mut stages = Vec::new();
+        let staged = todo.iter().try_for_each(|&(w, m)| {
+            stages.push(self.stage(w, m)?);
+            Ok::<(), MirrorError>(())
+        });
+        let q = staged.and_then(|()| Ok(cowl_store::history::rollback_held(self.b, keep, held)?));
+        let q = match q {
+            Ok(q) => q,
+            Err(e) => {
+                for s in &stages {
+                    let _ = remove_tree(s);
+                }
+                return Err(e);
             }
-            finish_reader(hr).map_err(MirrorError::stream(format!("read {what}")))
-        })?;
-        if digest != w.layer.digest || size != w.layer.size {
-            return Err(MirrorError::Verify(format!(
-                "{what} does not match its digest {}",
-                w.layer.digest
-            )));
-        }
-        report.blobs_received += 1;
-        report.bytes_received += size;
-        let map = owner_map(b, m);
-        if let Some(map) = map {
-            write_atomic(
-                &stage.join(cowl_store::manifest::OWNER_MAP),
-                owner_map_text(map).as_bytes(),
-            )?;
-        }
-        if let Some(path) = verify_layer_mapped(&stage.join("layer"), m, &pending, map)? {
-            return Err(MirrorError::Verify(format!(
-                "version {}: /{path} is not what its manifest says",
-                w.number
-            )));
-        }
-        write_atomic(
-            &stage.join("manifest.json"),
-            &serde_json::to_vec_pretty(m).unwrap_or_default(),
-        )?;
-        write_atomic(&stage.join("digest"), m.digest.as_bytes())?;
-        if !m.body.committed.is_empty() {
-            // A version of `cowl commit`: its cut travels in its manifest.
-            write_atomic(
-                &stage.join(cowl_store::cut::FILE),
-                &serde_json::to_vec(&m.body.committed).unwrap_or_default(),
-            )?;
-            write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
+        };
+        self.report.quarantined = q.file_name().map(|n| n.to_string_lossy().into_owned());
+        for (&(w, m), stage) in todo.iter().zip(&stages) {
+            self.place(w, m, stage)?;
         }
         Ok(())
-    })();
-    if let Err(e) = outcome {
-        let _ = remove_tree(&stage);
-        return Err(e);
     }
-    cowl_store::fault::point("pull:layer-extracted");
-    progress.blob_done();
-    let target = b.path().join("versions").join(w.number.to_string());
-    if target.exists() {
-        let _ = remove_tree(&stage);
-        return Err(MirrorError::Refused(format!(
-            "version {} of box {} appeared while it was pulled (another pull?)",
-            w.number,
-            b.name()
-        )));
+
+    /// Fetches, extracts and verifies one version into a stage of
+    /// `pending/`; returns the stage. The caller holds the exclusive
+    /// operations lock: recovery (which any command opening the box may
+    /// run) must not take the stage for a crash's leftover.
+    fn stage(&mut self, w: &Wanted, m: &Manifest) -> Result<PathBuf, MirrorError> {
+        let (b, remote, ids, opts) = (self.b, self.remote, self.ids, self.opts);
+        let progress = &mut *self.progress;
+        let report = &mut *self.report;
+        let pending = b.path().join("pending");
+        std::fs::create_dir_all(&pending).map_err(MirrorError::local("create", &pending))?;
+        let stage = pending.join(format!("pull-{}", w.number));
+        remove_tree(&stage).map_err(MirrorError::local("clear", &stage))?;
+        std::fs::create_dir(&stage).map_err(MirrorError::local("create", &stage))?;
+        let outcome = (|| -> Result<(), MirrorError> {
+            let key = oci::blob_key(&w.layer.digest)?;
+            let compressed = Arc::new(AtomicU64::new(0));
+            let mut limits = opts.limits.clone();
+            limits.compressed = Some(Arc::clone(&compressed));
+            limits.keep_owners = b.settings.mode == Mode::System;
+            let what = format!("the layer of version {}", w.number);
+            let (digest, size) = remote.download(&key, |input| {
+                let mut hr = HashReader::new(input, compressed, Some(&mut *progress), w.layer.size);
+                {
+                    let r: Box<dyn Read + '_> = if encrypted(&w.layer.media_type) {
+                        crate::crypt::opener(&mut hr, ids, &what)?
+                    } else {
+                        Box::new(&mut hr)
+                    };
+                    let z = zstd::Decoder::new(r)
+                        .map_err(MirrorError::stream(format!("decompress {what}")))?;
+                    import_layer_tar(z, &stage.join("layer"), &limits)?;
+                }
+                finish_reader(hr).map_err(MirrorError::stream(format!("read {what}")))
+            })?;
+            if digest != w.layer.digest || size != w.layer.size {
+                return Err(MirrorError::Verify(format!(
+                    "{what} does not match its digest {}",
+                    w.layer.digest
+                )));
+            }
+            report.blobs_received += 1;
+            report.bytes_received += size;
+            let map = owner_map(b, m);
+            if let Some(map) = map {
+                write_atomic(
+                    &stage.join(cowl_store::manifest::OWNER_MAP),
+                    owner_map_text(map).as_bytes(),
+                )?;
+            }
+            if let Some(path) = verify_layer_mapped(&stage.join("layer"), m, &pending, map)? {
+                return Err(MirrorError::Verify(format!(
+                    "version {}: /{path} is not what its manifest says",
+                    w.number
+                )));
+            }
+            write_atomic(
+                &stage.join("manifest.json"),
+                &serde_json::to_vec_pretty(m).unwrap_or_default(),
+            )?;
+            write_atomic(&stage.join("digest"), m.digest.as_bytes())?;
+            if !m.body.committed.is_empty() {
+                // A version of `cowl commit`: its cut travels in its manifest.
+                write_atomic(
+                    &stage.join(cowl_store::cut::FILE),
+                    &serde_json::to_vec(&m.body.committed).unwrap_or_default(),
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            let _ = remove_tree(&stage);
+            return Err(e);
+        }
+        progress.blob_done();
+        Ok(stage)
     }
-    std::fs::rename(&stage, &target).map_err(MirrorError::local("rename", &stage))?;
-    if let Ok(d) = std::fs::File::open(b.path().join("versions")) {
-        let _ = d.sync_all();
+
+    /// Renames a verified stage into `versions/` and notes it in the journal.
+    fn place(
+        &mut self,
+        w: &Wanted,
+        m: &Manifest,
+        stage: &std::path::Path,
+    ) -> Result<(), MirrorError> {
+        let (b, remote) = (self.b, self.remote);
+        cowl_store::fault::point("pull:layer-extracted");
+        let target = b.path().join("versions").join(w.number.to_string());
+        if target.exists() {
+            let _ = remove_tree(stage);
+            return Err(MirrorError::Refused(format!(
+                "version {} of box {} appeared while it was pulled (another pull?)",
+                w.number,
+                b.name()
+            )));
+        }
+        if !m.body.committed.is_empty() {
+            // The box has a cut from now on (before the version shows).
+            write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
+        }
+        std::fs::rename(stage, &target).map_err(MirrorError::local("rename", stage))?;
+        if let Ok(d) = std::fs::File::open(b.path().join("versions")) {
+            let _ = d.sync_all();
+        }
+        cowl_store::fault::point("pull:version-in-place");
+        cowl_store::journal::append(
+            &b.path().join("journal.jsonl"),
+            "pull",
+            serde_json::json!({"version": w.number, "digest": m.digest, "from": remote.url()}),
+        )?;
+        self.report.versions_pulled += 1;
+        Ok(())
     }
-    cowl_store::fault::point("pull:version-in-place");
-    cowl_store::journal::append(
-        &b.path().join("journal.jsonl"),
-        "pull",
-        serde_json::json!({"version": w.number, "digest": m.digest, "from": remote.url()}),
-    )?;
-    Ok(())
 }

@@ -53,11 +53,17 @@ pub struct PushReport {
     pub bytes_sent: u64,
     /// Whether the layers were encrypted.
     pub encrypted: bool,
+    /// Versions of the mirror's history that this push replaced (it had
+    /// them from this box before a squash merged them, or --force).
+    pub replaced: u64,
 }
 
 /// What the mirror holds of one version.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteVersion {
+    /// The version's number (a squash leaves gaps: the merged version
+    /// keeps the number of the newest it merged).
+    pub number: u64,
     pub cowl_digest: String,
     pub layer: Descriptor,
     pub diff_id: String,
@@ -94,15 +100,9 @@ pub(crate) fn remote_state(remote: &Remote) -> Result<RemoteState, MirrorError> 
         ));
     };
     let (manifest, config) = read_manifest(remote, &latest)?;
-    let mut versions = Vec::new();
+    let mut versions: Vec<RemoteVersion> = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
-        let want = (i + 1).to_string();
-        if l.annotations.get(oci::VERSION) != Some(&want) {
-            return Err(MirrorError::Format(format!(
-                "layer {} of the latest manifest is not annotated as version {want}",
-                i + 1
-            )));
-        }
+        let number = version_number(l, i, versions.last().map(|v| v.number))?;
         let cowl_digest = l
             .annotations
             .get(oci::DIGEST)
@@ -110,6 +110,7 @@ pub(crate) fn remote_state(remote: &Remote) -> Result<RemoteState, MirrorError> 
             .ok_or_else(|| MirrorError::Format(format!("layer {} has no cowl digest", i + 1)))?
             .clone();
         versions.push(RemoteVersion {
+            number,
             cowl_digest,
             layer: l.clone(),
             diff_id: config.rootfs.diff_ids.get(i).cloned().unwrap_or_default(),
@@ -121,6 +122,24 @@ pub(crate) fn remote_state(remote: &Remote) -> Result<RemoteState, MirrorError> 
         etag: f.etag,
         versions,
     })
+}
+
+/// The version number a layer (the `index`th of a manifest) is annotated
+/// with: numbers start at 1 and grow, with gaps where versions were
+/// squashed together.
+pub(crate) fn version_number(
+    l: &Descriptor,
+    index: usize,
+    below: Option<u64>,
+) -> Result<u64, MirrorError> {
+    let n: Option<u64> = l.annotations.get(oci::VERSION).and_then(|v| v.parse().ok());
+    match n {
+        Some(n) if n > below.unwrap_or(0) => Ok(n),
+        _ => Err(MirrorError::Format(format!(
+            "layer {} of the manifest has no version number above the one below it",
+            index + 1
+        ))),
+    }
 }
 
 /// Reads and checks (digest, size) an image manifest and its config.
@@ -242,13 +261,16 @@ pub fn push(b: &BoxDir, remote: &Remote, opts: &PushOptions) -> Result<PushRepor
         }
         common = 0;
     }
-    if common < state.versions.len() && !opts.force {
+    if common < state.versions.len()
+        && !opts.force
+        && !squashed_since_pushed(b, remote, &state.versions)?
+    {
         let r = &state.versions[common];
         return Err(MirrorError::Refused(format!(
-            "{} has a version {} (digest {}) that box {} does not have (a rollback or squash since the last push?): \
+            "{} has a version {} (digest {}) that box {} does not have (a rollback since the last push, or another box's push?): \
              pass --force to replace the mirror's history with the box's",
             remote.url(),
-            common + 1,
+            r.number,
             &r.cowl_digest[..12],
             b.name()
         )));
@@ -340,7 +362,63 @@ pub fn push(b: &BoxDir, remote: &Remote, opts: &PushOptions) -> Result<PushRepor
     report.bytes_sent += data.len() as u64;
     report.blobs_sent += 1;
     remote.replace("index.json", data, state.etag, state.index.is_none())?;
+    report.replaced = (state.versions.len() - common) as u64;
+    if let Some(top) = versions.last() {
+        // What this box left in the mirror: a squash since is recognized
+        // by it (`squashed_since_pushed`).
+        cowl_store::journal::append(
+            &b.path().join("journal.jsonl"),
+            "push",
+            serde_json::json!({"url": remote.url(), "version": top.number, "digest": top.manifest.digest}),
+        )?;
+    }
     Ok(report)
+}
+
+/// Whether the mirror's history is what this box last pushed to it and the
+/// box's history has since been rewritten by squashes only (no rollback,
+/// no pull): the box's versions then show the same trees as the mirror's
+/// newest, merged, and its history may replace the mirror's. A squash
+/// keeps the numbers of the versions it leaves, renumbers nothing, and
+/// changes every later digest, so without this every push after retention
+/// merged versions would be refused.
+fn squashed_since_pushed(
+    b: &BoxDir,
+    remote: &Remote,
+    mirror: &[RemoteVersion],
+) -> Result<bool, MirrorError> {
+    let Some(top) = mirror.last() else {
+        return Ok(false);
+    };
+    let path = b.path().join("journal.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(MirrorError::local("read", &path)(e)),
+    };
+    let mut pushed = false;
+    let mut squashed = false;
+    for line in text.lines() {
+        let Ok(e) = serde_json::from_str::<cowl_store::journal::Event>(line) else {
+            continue;
+        };
+        let d = &e.detail;
+        match e.event.as_str() {
+            "push"
+                if d["url"].as_str() == Some(remote.url())
+                    && d["digest"].as_str() == Some(top.cowl_digest.as_str()) =>
+            {
+                (pushed, squashed) = (true, false);
+            }
+            // This push's own (or any) later record of another state of
+            // the mirror: it is not as this box left it.
+            "push" if d["url"].as_str() == Some(remote.url()) => pushed = false,
+            "squash" => squashed = true,
+            "rollback" | "pull" => pushed = false,
+            _ => {}
+        }
+    }
+    Ok(pushed && squashed)
 }
 
 /// Writes one version's layer and cowl manifest.
@@ -354,20 +432,21 @@ fn push_version(
 ) -> Result<RemoteVersion, MirrorError> {
     let layer = v.layer();
     let opened = cowl_store::layer::open_for_reading(&b.path().join("pending"), &[&layer]);
-    let (blob, size, diff_id) = remote.upload("blobs/sha256", |out| {
-        let hw = HashWriter::new(out, Some(&mut *progress));
-        let sealer = Sealer::new(hw, to)?;
-        let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
-        let mut tar_hash = HashWriter::new(z, None);
-        cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
-        let (z, diff_id, _) = tar_hash.finish();
-        let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
-        let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
-        hw.flush().map_err(MirrorError::stream("upload"))?;
-        let (_, digest, size) = hw.finish();
-        let key = oci::blob_key(&digest)?;
-        Ok(((digest, size, diff_id), key))
-    })?;
+    let (blob, size, diff_id) =
+        remote.upload("blobs/sha256", &b.path().join("pending"), |out| {
+            let hw = HashWriter::new(out, Some(&mut *progress));
+            let sealer = Sealer::new(hw, to)?;
+            let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
+            let mut tar_hash = HashWriter::new(z, None);
+            cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
+            let (z, diff_id, _) = tar_hash.finish();
+            let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
+            let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
+            hw.flush().map_err(MirrorError::stream("upload"))?;
+            let (_, digest, size) = hw.finish();
+            let key = oci::blob_key(&digest)?;
+            Ok(((digest, size, diff_id), key))
+        })?;
     drop(opened);
     progress.blob_done();
     report.blobs_sent += 1;
@@ -397,6 +476,7 @@ fn push_version(
     ann.insert(oci::MANIFEST_TYPE.to_owned(), md.media_type);
     ann.insert(oci::MANIFEST_SIZE.to_owned(), md.size.to_string());
     Ok(RemoteVersion {
+        number: v.number,
         cowl_digest: v.manifest.digest.clone(),
         layer: Descriptor {
             media_type: if to.is_empty() {

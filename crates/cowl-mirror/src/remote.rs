@@ -5,7 +5,9 @@
 //! Object storage is reached through `object_store`, on a tokio runtime that
 //! exists only while a push or pull runs; the sync side (tar, zstd, age)
 //! talks to it through bounded channels, so memory stays flat whatever the
-//! size of a blob.
+//! size of a blob. A blob to upload is spooled to an unnamed local file
+//! first: its name is its digest, known only once it is all written, and
+//! a multipart upload needs its name from the start.
 
 use crate::MirrorError;
 use bytes::Bytes;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 /// Size of the chunks that travel between the sync and async sides, and of
 /// the parts of a multipart upload.
 const CHUNK: usize = 8 << 20;
+/// Parts of a multipart upload in flight at once.
+const PARTS: usize = 4;
 
 /// A mirror's location, opened.
 pub struct Remote {
@@ -282,12 +286,20 @@ impl Remote {
         }
     }
 
-    /// Streams a new object: `produce` writes it and says its final key
+    /// Writes a new object: `produce` writes it and says its final key
     /// (known only once it is all written: content addressing). The object
     /// appears under that key whole or not at all.
+    ///
+    /// On object storage the bytes are first spooled to an unnamed file in
+    /// `spool` (a directory on the box's filesystem), then sent straight to
+    /// their key as a multipart upload, which the store makes visible only
+    /// when it completes; a key the store already has is not sent again.
+    /// Uploading under a temporary name and copying would make the server
+    /// write every byte twice, and a single copy is capped at 5 GiB on S3.
     pub fn upload<T>(
         &self,
         dir: &str,
+        spool: &Path,
         produce: impl FnOnce(&mut dyn Write) -> Result<(T, String), MirrorError>,
     ) -> Result<T, MirrorError> {
         match &self.kind {
@@ -325,70 +337,101 @@ impl Remote {
                     }
                 }
             }
-            Kind::S3 { store, rt, .. } => {
-                let tmp_key = format!("{dir}/{}", temp_name());
-                let loc = self.key(&tmp_key);
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-                let store2 = Arc::clone(store);
-                let task = rt.spawn(async move {
-                    let upload = store2.put_multipart(&loc).await?;
-                    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, CHUNK);
-                    while let Some(b) = rx.recv().await {
-                        w.wait_for_capacity(4).await?;
-                        w.put(b);
-                    }
-                    w.finish().await.map(|_| ())
-                });
-                let mut sink = ChannelWriter {
-                    tx: Some(tx),
-                    buf: Vec::with_capacity(CHUNK),
-                };
-                let produced = produce(&mut sink).and_then(|r| {
-                    sink.flush_chunk().map_err(MirrorError::stream("upload"))?;
-                    Ok(r)
-                });
-                sink.tx = None;
-                let uploaded = rt.block_on(task);
-                let upload_err = match uploaded {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(self.remote_err("upload", &tmp_key)(e)),
-                    Err(e) => Some(MirrorError::Remote {
-                        op: "upload",
-                        key: tmp_key.clone(),
-                        url: self.url.clone(),
-                        message: e.to_string(),
-                    }),
-                };
-                // The store's own error says more than the broken pipe the
-                // producer saw.
-                if let Some(e) = upload_err {
-                    return Err(e);
-                }
-                let (t, key) = match produced {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // The upload was completed with what there was: drop it.
-                        let tmp = self.key(&tmp_key);
-                        let _ = rt.block_on(store.delete(&tmp));
-                        return Err(e);
-                    }
-                };
-                let from = self.key(&tmp_key);
-                let to = self.key(&key);
-                rt.block_on(async {
-                    let exists = store.head(&to).await.is_ok();
-                    if !exists {
-                        store
-                            .rename(&from, &to)
-                            .await
-                            .map_err(self.remote_err("rename", &key))?;
-                    } else {
-                        let _ = store.delete(&from).await;
-                    }
-                    Ok::<(), MirrorError>(())
-                })?;
+            Kind::S3 { .. } => {
+                let file = spool_file(spool)?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+                let (t, key) = produce(&mut w)?;
+                w.flush().map_err(MirrorError::local("write", spool))?;
+                drop(w);
+                self.send_file(&file, spool, &key)?;
                 Ok(t)
             }
+        }
+    }
+
+    /// Sends a spooled file to `key` unless the store has it: one put when
+    /// small, else a multipart upload of `PARTS` parts at a time, completed
+    /// only once every part is read and sent (else aborted: nothing shows).
+    fn send_file(&self, file: &std::fs::File, spool: &Path, key: &str) -> Result<(), MirrorError> {
+        use std::os::unix::fs::FileExt;
+        let Kind::S3 { store, rt, .. } = &self.kind else {
+            return Ok(());
+        };
+        if self.exists(key)? {
+            return Ok(());
+        }
+        let size = file
+            .metadata()
+            .map_err(MirrorError::local("read", spool))?
+            .len();
+        let read_at = |off: u64, len: usize| -> Result<Bytes, MirrorError> {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, off)
+                .map_err(MirrorError::local("read", spool))?;
+            Ok(Bytes::from(buf))
+        };
+        let loc = self.key(key);
+        if size <= CHUNK as u64 {
+            let data = read_at(0, size as usize)?;
+            return rt.block_on(async {
+                store
+                    .put(&loc, PutPayload::from(data))
+                    .await
+                    .map(|_| ())
+                    .map_err(self.remote_err("put", key))
+            });
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PARTS);
+        let (commit_tx, commit_rx) = tokio::sync::oneshot::channel::<bool>();
+        let store2 = Arc::clone(store);
+        let task = rt.spawn(async move {
+            let upload = store2.put_multipart(&loc).await?;
+            let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, CHUNK);
+            while let Some(b) = rx.recv().await {
+                if let Err(e) = w.wait_for_capacity(PARTS).await {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                w.put(b);
+            }
+            if commit_rx.await == Ok(true) {
+                w.finish().await.map(|_| ())
+            } else {
+                let _ = w.abort().await;
+                Ok(())
+            }
+        });
+        let mut sent = Ok(());
+        let mut off = 0;
+        while off < size {
+            let len = (size - off).min(CHUNK as u64) as usize;
+            match read_at(off, len) {
+                Ok(b) => {
+                    if tx.blocking_send(b).is_err() {
+                        // The upload stopped: its own error says why.
+                        break;
+                    }
+                }
+                Err(e) => {
+                    sent = Err(e);
+                    break;
+                }
+            }
+            off += len as u64;
+        }
+        drop(tx);
+        let _ = commit_tx.send(sent.is_ok() && off == size);
+        let uploaded = rt.block_on(task);
+        sent?;
+        match uploaded {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.remote_err("upload", key)(e)),
+            Err(e) => Err(MirrorError::Remote {
+                op: "upload",
+                key: key.to_owned(),
+                url: self.url.clone(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -446,43 +489,6 @@ impl Remote {
                 out
             }
         }
-    }
-}
-
-/// Buffers writes into chunks sent to the uploading task.
-struct ChannelWriter {
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn flush_chunk(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        match &self.tx {
-            Some(tx) => tx
-                .blocking_send(chunk)
-                .map_err(|_| std::io::Error::other("the upload stopped")),
-            None => Err(std::io::Error::other("the upload is closed")),
-        }
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.flush_chunk()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -602,6 +608,36 @@ fn ini_section(path: &Path, section: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// An unnamed file in `dir` to spool an upload to: gone with its last
+/// descriptor, so a killed push leaves nothing behind.
+fn spool_file(dir: &Path) -> Result<std::fs::File, MirrorError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).map_err(MirrorError::local("create", dir))?;
+    let unnamed = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    match unnamed {
+        Ok(f) => Ok(f),
+        // A filesystem without O_TMPFILE: a named file, unlinked at once.
+        Err(_) => {
+            let p = dir.join(temp_name());
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(MirrorError::local("create", &p))?;
+            std::fs::remove_file(&p).map_err(MirrorError::local("remove", &p))?;
+            Ok(f)
+        }
+    }
 }
 
 /// Opens a file of a directory mirror for reading: never through a symlink

@@ -559,8 +559,16 @@ pub fn note_stripped(b: &BoxDir, paths: &[String]) -> Result<(), StoreError> {
 /// `quarantine/<stamp>/`. Renames only: the cost does not grow with the
 /// box's size. The box must not be running.
 pub fn rollback(b: &BoxDir, target: u64) -> Result<PathBuf, StoreError> {
-    let _ops = b.ops_lock(true)?;
+    let ops = b.ops_lock(true)?;
     recover(b)?;
+    rollback_held(b, target, &ops)
+}
+
+/// `rollback` for a caller that already holds the exclusive operations lock
+/// (and keeps it across what it does before and after, as a pull that
+/// replaces history does: its verified stages wait in `pending/`, which
+/// recovery would clear, so none runs here).
+pub fn rollback_held(b: &BoxDir, target: u64, _held: &OpsLock) -> Result<PathBuf, StoreError> {
     // Numbers only: reading every manifest would cost what the box holds.
     let top = version_numbers(b)?.last().map_or(0, |v| v.0);
     if target > top {

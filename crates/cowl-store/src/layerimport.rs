@@ -686,16 +686,17 @@ impl Importer {
     }
 }
 
-/// Only `user.*` attributes travel, and not the overlay's own.
+/// Only what a push writes is taken (`layertar::travels`): `user.*`
+/// attributes but the overlay's own, and POSIX ACLs.
 fn check_xattr(name: &str) -> Result<(), String> {
     if name.starts_with("user.overlay.") {
         return Err(format!(
             "the overlay's own extended attribute {name} (it would steer the overlay)"
         ));
     }
-    if !name.starts_with("user.") {
+    if !crate::layertar::travels(name) {
         return Err(format!(
-            "extended attribute {name} (only user.* attributes are taken)"
+            "extended attribute {name} (only user.* attributes and POSIX ACLs are taken)"
         ));
     }
     Ok(())
@@ -717,12 +718,16 @@ mod tests {
     #[test]
     fn only_plain_user_xattrs_pass() {
         assert!(check_xattr("user.mime_type").is_ok());
+        assert!(check_xattr("system.posix_acl_access").is_ok());
+        assert!(check_xattr("system.posix_acl_default").is_ok());
         for bad in [
             "user.overlay.redirect",
             "user.overlay.opaque",
             "trusted.overlay.opaque",
+            "trusted.other",
             "security.capability",
-            "system.posix_acl_access",
+            "security.selinux",
+            "system.other",
         ] {
             assert!(check_xattr(bad).is_err(), "{bad}");
         }

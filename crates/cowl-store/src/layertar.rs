@@ -1,10 +1,13 @@
 //! A layer as a tar stream, in the conventions of OCI image layers:
 //! whiteouts (0/0 character devices) become empty files `.wh.NAME`, an
 //! opaque directory is followed by an empty file `DIR/.wh..wh..opq`, and
-//! extended attributes travel as PAX records (`SCHILY.xattr.NAME`), except
-//! the overlay's own (`user.overlay.*`, `trusted.overlay.*`), which only mean
-//! something on the machine that wrote them (the opaque mark is the
-//! `.wh..wh..opq` file). Modification times keep their nanoseconds (PAX
+//! the extended attributes that `travels` names go as PAX records
+//! (`SCHILY.xattr.NAME`): the app's `user.*` and POSIX ACLs. The overlay's
+//! own (`user.overlay.*`, `trusted.overlay.*`) only mean something on the
+//! machine that wrote them (the opaque mark is the `.wh..wh..opq` file);
+//! host labels (`security.selinux` and the like) are the receiving host's
+//! to assign; other `trusted.*` need root to read or write and are not the
+//! app's. Modification times keep their nanoseconds (PAX
 //! `mtime`). Hard links inside the layer stay hard links.
 //!
 //! The stream is deterministic: entries in byte order of their paths, the
@@ -63,6 +66,17 @@ pub struct LayerTarStats {
 /// Whether an extended attribute is the overlay's own bookkeeping.
 pub fn is_overlay_xattr(name: &str) -> bool {
     name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.")
+}
+
+/// Whether an extended attribute travels in a layer tar: a push writes
+/// exactly these and a pull takes exactly these (`layerimport`), so what
+/// one writes the other accepts. The app's own `user.*` attributes (not the
+/// overlay's) and POSIX ACLs, which say who may read a file as its mode
+/// bits do and which any file's owner may set.
+pub fn travels(name: &str) -> bool {
+    (name.starts_with("user.") && !is_overlay_xattr(name))
+        || name == "system.posix_acl_access"
+        || name == "system.posix_acl_default"
 }
 
 /// Writes the layer at `layer` (overlayfs upper format) to `out` as a tar
@@ -146,7 +160,7 @@ impl<W: Write> Writer<W> {
         set_ids(&mut h, &mut pax, md.uid(), md.gid());
         if kind != EntryKind::Symlink {
             for (name, value) in xattrs(p) {
-                if !is_overlay_xattr(&name) {
+                if travels(&name) {
                     pax.push((format!("{PAX_XATTR}{name}"), value));
                 }
             }

@@ -287,14 +287,29 @@ pub fn is_overlay_bookkeeping(name: &str) -> bool {
     )
 }
 
-/// Two entries are the same, the overlay's bookkeeping aside.
+/// Labels the host assigns (`security.selinux`, `security.SMACK64`,
+/// `security.ima` …): a version records them, but they are the host's
+/// policy, not the app's content, and a mirror never carries them (a pulled
+/// file gets the labels of the host that pulled it). `security.capability`
+/// is not one: privilege, stripped before a file can be in a version. Nor
+/// are `trusted.*` attributes (root's, not the app's), which a mirror does
+/// not carry either (`layertar::travels`) and which verification passes
+/// over likewise.
+pub fn is_host_assigned(name: &str) -> bool {
+    (name.starts_with("security.") && name != "security.capability")
+        || (name.starts_with("trusted.") && !name.starts_with("trusted.overlay."))
+}
+
+/// Two entries are the same, the overlay's bookkeeping and host-assigned
+/// attributes aside.
 fn same_entry(x: &Entry, y: &Entry) -> bool {
     if x == y {
         return true;
     }
     let strip = |e: &Entry| {
         let mut e = e.clone();
-        e.xattrs.retain(|k, _| !is_overlay_bookkeeping(k));
+        e.xattrs
+            .retain(|k, _| !is_overlay_bookkeeping(k) && !is_host_assigned(k));
         e
     };
     strip(x) == strip(y)

@@ -107,6 +107,12 @@ pub fn push(a: PushArgs) -> Result<i32> {
             human_bytes(r.bytes_sent),
             if r.encrypted { ", encrypted" } else { "" }
         );
+        if r.replaced > 0 {
+            println!(
+                "it replaced {} version(s) the mirror had and {name} no longer has (squashed, or --force)",
+                r.replaced
+            );
+        }
     }
     Ok(0)
 }

@@ -308,6 +308,155 @@ fn box_toml_mirror_and_push_on_snapshot_push_after_each_version() {
     assert_eq!(r["versions_sent"], 0, "{r}");
 }
 
+/// A host path's copy in the newest layer of `home`'s box that has it.
+fn in_layers_of(w: &World, home: &Path, b: &str, p: &Path) -> PathBuf {
+    // A view of the other store (its dir does not exist: dropping it
+    // removes nothing).
+    let view = World {
+        dir: w.dir.join("no-such-dir"),
+        store: home.to_path_buf(),
+    };
+    view.in_layers(b, p)
+}
+
+#[test]
+fn posix_acls_travel_and_host_labels_stay_with_their_host() {
+    let w = World::new("mirror-xattrs");
+    // A host label on a host file the box changes: the copy the box makes
+    // keeps it (the overlay copies it up), as a label-assigning host's
+    // would. Only root may write security.* attributes.
+    let labelled = w.host().join("labelled");
+    std::fs::write(&labelled, "host\n").unwrap();
+    let label = b"system_u:object_r:user_home_t:s0\0";
+    let can_label = is_root() && xattr::set(&labelled, "security.selinux", label).is_ok();
+    // An ACL set by the app: one named-user entry (its own uid) and the mask.
+    w.ok(
+        "b",
+        "echo data > acl; echo more >> labelled; python3 -c \"
+import os, struct
+e = [(1, 6, 0xffffffff), (2, 4, os.getuid()), (4, 4, 0xffffffff), (0x10, 4, 0xffffffff), (0x20, 4, 0xffffffff)]
+os.setxattr('acl', 'system.posix_acl_access', struct.pack('<I', 2) + b''.join(struct.pack('<HHI', *x) for x in e))
+\"",
+    );
+    let acl_here = in_layers_of(&w, &w.store, "b", &w.host().join("acl"));
+    let acl = xattr::get(&acl_here, "system.posix_acl_access").unwrap();
+    assert!(acl.is_some(), "the ACL did not reach the layer");
+    let label_here = in_layers_of(&w, &w.store, "b", &labelled);
+    if can_label {
+        assert_eq!(
+            xattr::get(&label_here, "security.selinux")
+                .unwrap()
+                .as_deref(),
+            Some(&label[..]),
+            "the copy-up lost the label: the test cannot show anything"
+        );
+    }
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    let other = w.dir.join("other-store");
+    assert_success(&cmd_in(&w, &other, &["pull", m]), "pull");
+    assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
+    let acl_there = in_layers_of(&w, &other, "b", &w.host().join("acl"));
+    assert_eq!(
+        xattr::get(&acl_there, "system.posix_acl_access").unwrap(),
+        acl
+    );
+    let label_there = in_layers_of(&w, &other, "b", &labelled);
+    assert_eq!(std::fs::read(&label_there).unwrap(), b"host\nmore\n");
+    assert_eq!(
+        xattr::get(&label_there, "security.selinux").unwrap(),
+        None,
+        "a host label travelled"
+    );
+    assert_success(
+        &cmd_in(&w, &other, &["verify", "b"]),
+        "verify the pulled box",
+    );
+    assert_success(&w.cmd(&["verify", "b"]), "verify the pushed box");
+}
+
+/// `cowl log --json` as (number, digest) pairs.
+fn numbered(w: &World, home: &Path, b: &str) -> Vec<(u64, String)> {
+    let out = cmd_in(w, home, &["log", "--json", b]);
+    json_of(&out, "log")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap(),
+                v["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn push_on_snapshot_goes_on_after_retention_squashes_the_history() {
+    let w = World::new("mirror-squashed");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    w.ok("b", "echo 1 > f1");
+    let setting = format!("mirror={m}");
+    assert_success(
+        &w.cmd(&["config", "b", &setting, "push=on-snapshot", "keep=2"]),
+        "config",
+    );
+    // Each run makes a version and pushes it; past two, retention merges
+    // the oldest (their numbers stay: the box's versions no longer start at 1).
+    for i in 2..=5 {
+        let out = w.sh("b", &format!("echo {i} > f{i}"));
+        assert_success(&out, "run");
+        assert!(
+            !stderr(&out).contains("warning"),
+            "the push after run {i} failed: {}",
+            stderr(&out)
+        );
+    }
+    let here = numbered(&w, &w.store, "b");
+    assert!(here.len() < 5, "nothing was squashed: {here:?}");
+    assert_ne!(here[0].0, 1, "{here:?}");
+    // The mirror holds the box as it is now, and a pull restores it.
+    let r = json_of(&w.cmd(&["push", "--json", "b"]), "push");
+    assert_eq!(r["versions_sent"], 0, "{r}");
+    let other = w.dir.join("other-store");
+    let r = json_of(&cmd_in(&w, &other, &["pull", "--json", m]), "pull");
+    assert_eq!(r["versions_pulled"], here.len(), "{r}");
+    assert_eq!(numbered(&w, &other, "b"), here);
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+    assert_eq!(diff_json(&w, &other, "b"), diff_json(&w, &w.store, "b"));
+    // The next run squashes again; the push replaces the mirror's history
+    // once more. A pulled copy cannot tell a squash from another history:
+    // it takes the new one with --force only.
+    let out = w.sh("b", "echo 6 > f6");
+    assert!(stderr(&out).contains("pushed"), "{}", stderr(&out));
+    let out = cmd_in(&w, &other, &["pull", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = json_of(
+        &cmd_in(&w, &other, &["pull", "--force", "--json", m]),
+        "pull --force",
+    );
+    assert!(r["quarantined"].is_string(), "{r}");
+    assert_eq!(numbered(&w, &other, "b"), numbered(&w, &w.store, "b"));
+    assert_eq!(diff_json(&w, &other, "b"), diff_json(&w, &w.store, "b"));
+}
+
+#[test]
+fn a_diverged_mirror_is_not_replaced_by_a_push_after_a_rollback() {
+    let w = World::new("mirror-rolledback");
+    let mirror = w.dir.join("mirror");
+    let m = mirror.to_str().unwrap();
+    w.ok("b", "echo 1 > f1");
+    w.ok("b", "echo 2 > f2");
+    assert_success(&w.cmd(&["push", "b", m]), "push");
+    assert_success(&w.cmd(&["rollback", "b", "1"]), "rollback");
+    w.ok("b", "echo 3 > f3");
+    let out = w.cmd(&["push", "b", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+}
+
 // ---- hostile mirrors --------------------------------------------------
 
 fn sha256(data: &[u8]) -> String {
@@ -491,6 +640,47 @@ fn a_refused_layer_leaves_an_existing_box_untouched() {
             .map(|mut r| r.next().is_none())
             .unwrap_or(true),
         "the refused version's stage was left in pending/"
+    );
+    assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
+}
+
+#[test]
+fn pull_force_from_a_bad_mirror_quarantines_nothing() {
+    let w = World::new("mirror-force-bad");
+    w.ok("b", "echo one > a");
+    let base = base_mirror(&w, "base");
+    let other = w.dir.join("other-store");
+    assert_success(
+        &cmd_in(&w, &other, &["pull", base.to_str().unwrap()]),
+        "pull v1",
+    );
+    // The pulled box goes its own way: a version and live changes the
+    // mirror does not have.
+    let out = w
+        .cowl()
+        .env("COWL_HOME", &other)
+        .args(["run", "b", "--", "sh", "-c", "echo local > mine"])
+        .output()
+        .unwrap();
+    assert_success(&out, "run");
+    std::fs::create_dir_all(other.join("boxes/b/live/upper")).unwrap();
+    std::fs::write(other.join("boxes/b/live/upper/live"), "not a version yet\n").unwrap();
+    w.ok("b", "echo two > b");
+    assert_success(&w.cmd(&["push", "b", base.to_str().unwrap()]), "push v2");
+    let tar = own(std::fs::read(corpus_dir().join("through-symlink.tar")).unwrap());
+    swap_layer(&base, 2, &zstd::encode_all(&tar[..], 3).unwrap());
+    let versions = other.join("boxes/b/versions");
+    let before = (listing(&versions), digests(&w, &other, "b"));
+    let out = cmd_in(&w, &other, &["pull", "--force", base.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!((listing(&versions), digests(&w, &other, "b")), before);
+    let quarantined = std::fs::read_dir(other.join("boxes/b/quarantine"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(quarantined, 0, "the refused pull quarantined local history");
+    assert_eq!(
+        std::fs::read_to_string(other.join("boxes/b/live/upper/live")).unwrap(),
+        "not a version yet\n"
     );
     assert_success(&cmd_in(&w, &other, &["verify", "b"]), "verify");
 }
@@ -920,7 +1110,7 @@ fn a_mirror_with_broken_metadata_is_an_error_not_a_crash() {
                 let l = m["layers"].as_array_mut().unwrap();
                 l.swap(0, 1);
             },
-            "not annotated as version 1",
+            "no version number above the one below it",
         ),
         (
             "another manifest",
