@@ -413,7 +413,11 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
             let p = dir.join(format!("f{i}"));
             std::fs::write(&p, &data).unwrap();
-            assert_eq!(hash_contents(&p).unwrap(), blake3::hash(&data), "{len} bytes");
+            assert_eq!(
+                hash_contents(&p).unwrap(),
+                blake3::hash(&data),
+                "{len} bytes"
+            );
         }
         assert!(hash_contents(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -573,6 +573,12 @@ fn source(c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(PathBuf, OwnedF
         {
             return Err(Skip("it changed in the box while being committed".into()).into())
         }
+        // Something else is there now than the diff saw (a directory the
+        // box was removing when frozen is now a whiteout, which cannot be
+        // opened: ENXIO).
+        Err(_) if EntryKind::of(real).map(|(k, _)| k) != Some(c.kind) => {
+            return Err(Skip("it changed in the box while being committed".into()).into())
+        }
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("cannot read {}", real.display())))
         }
