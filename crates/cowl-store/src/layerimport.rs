@@ -19,7 +19,9 @@
 //! * setuid and setgid bits on files (CVE-2021-3493 class: privilege
 //!   smuggled through a layer);
 //! * more content than the size cap, or content expanding more than the
-//!   ratio cap over its compressed size (decompression bombs, CWE-409).
+//!   ratio cap over its compressed size (decompression bombs, CWE-409);
+//! * headers (PAX records, GNU long names) over `MAX_HEADER_BYTES` between
+//!   two entries: the tar reader holds them whole in memory.
 
 use crate::layertar::{parse_pax_time, OPAQUE_MARKER, PAX_XATTR, WHITEOUT_PREFIX};
 use rustix::fs::Timespec;
@@ -109,17 +111,36 @@ pub struct ImportStats {
     pub bytes: u64,
 }
 
+/// Bytes the tar reader may consume between two entries: headers, padding,
+/// PAX records and GNU long names. It reads a PAX record or a long name
+/// whole into memory, with no bound of its own, so an archive could make an
+/// import hold gigabytes for one header.
+pub const MAX_HEADER_BYTES: u64 = 4 << 20;
+
 /// Counts what the tar reader consumes and stops at the caps.
 struct Metered<R> {
     inner: R,
     read: u64,
     limits: ImportLimits,
+    /// Bytes consumed since the importer asked for the next entry (`None`:
+    /// the importer is reading an entry's content, which the other caps
+    /// bound).
+    between: std::rc::Rc<std::cell::Cell<Option<u64>>>,
 }
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
+        if let Some(b) = self.between.get() {
+            let b = b + n as u64;
+            if b > MAX_HEADER_BYTES {
+                return Err(cap_error(format!(
+                    "an entry's headers (PAX records, long names) take more than {MAX_HEADER_BYTES} bytes"
+                )));
+            }
+            self.between.set(Some(b));
+        }
         if self.read > self.limits.max_bytes {
             return Err(cap_error(format!(
                 "it expands to more than {} bytes (the size cap)",
@@ -206,22 +227,33 @@ pub fn import_layer_tar(
         stats: ImportStats::default(),
         keep_owners: limits.keep_owners,
     };
+    let between = std::rc::Rc::new(std::cell::Cell::new(None));
     let metered = Metered {
         inner: input,
         read: 0,
         limits: limits.clone(),
+        between: between.clone(),
     };
     let mut ar = tar::Archive::new(metered);
-    for entry in ar.entries().map_err(stream_error)? {
-        let mut entry = entry.map_err(stream_error)?;
-        im.stats.entries += 1;
-        if im.stats.entries > limits.max_entries {
-            return Err(ImportError::Cap(format!(
-                "it has more than {} entries",
-                limits.max_entries
-            )));
+    {
+        let mut entries = ar.entries().map_err(stream_error)?;
+        loop {
+            // What the tar reader takes to find the next entry is metered
+            // apart: the headers it holds in memory.
+            between.set(Some(0));
+            let next = entries.next();
+            between.set(None);
+            let Some(entry) = next else { break };
+            let mut entry = entry.map_err(stream_error)?;
+            im.stats.entries += 1;
+            if im.stats.entries > limits.max_entries {
+                return Err(ImportError::Cap(format!(
+                    "it has more than {} entries",
+                    limits.max_entries
+                )));
+            }
+            im.entry(&mut entry)?;
         }
-        im.entry(&mut entry)?;
     }
     // Whatever follows the end-of-archive blocks is not read by the tar
     // reader; drain it so the caller's digest covers the whole blob.
@@ -704,6 +736,7 @@ fn check_xattr(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -713,6 +746,67 @@ mod tests {
         assert!(normalize(b"/etc/passwd").is_err());
         assert!(normalize(b"a/../../x").is_err());
         assert!(normalize(b"..").is_err());
+    }
+
+    /// A tar of one PAX record (`comment`, ignored by the importer) of
+    /// `len` bytes, then a small file.
+    fn tar_with_pax_comment(len: usize) -> Vec<u8> {
+        let value = "x".repeat(len);
+        let body = format!("comment={value}\n");
+        // A record's length counts its own digits.
+        let mut n = body.len() + 2;
+        while format!("{n} {body}").len() != n {
+            n += 1;
+        }
+        let record = format!("{n} {body}");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeader/f").unwrap();
+        h.set_size(record.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, record.as_bytes()).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path("f").unwrap();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"hi\n"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A PAX record the tar reader would hold whole in memory is refused
+    /// past `MAX_HEADER_BYTES`; a large but bounded one passes.
+    #[test]
+    fn oversized_headers_are_refused_before_they_fill_memory() {
+        let base = std::env::temp_dir().join(format!("cowl-paxcap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let ok = import_layer_tar(
+            &tar_with_pax_comment(512 << 10)[..],
+            &base.join("ok"),
+            &ImportLimits::default(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(std::fs::read(base.join("ok/f")).unwrap(), b"hi\n");
+        let big = import_layer_tar(
+            &tar_with_pax_comment(8 << 20)[..],
+            &base.join("big"),
+            &ImportLimits::default(),
+        );
+        match big {
+            Err(ImportError::Cap(m)) => assert!(m.contains("headers"), "{m}"),
+            other => panic!("an 8 MiB PAX record was not refused: {other:?}"),
+        }
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
