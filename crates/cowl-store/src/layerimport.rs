@@ -226,6 +226,7 @@ pub fn import_layer_tar(
         dirs: Vec::new(),
         stats: ImportStats::default(),
         keep_owners: limits.keep_owners,
+        last_dir: std::cell::RefCell::new(None),
     };
     let between = std::rc::Rc::new(std::cell::Cell::new(None));
     let metered = Metered {
@@ -279,6 +280,11 @@ struct Importer {
     dirs: Vec<DirMeta>,
     stats: ImportStats,
     keep_owners: bool,
+    /// The directory `open_dir` opened last, and its path: the next entry
+    /// is most often in it or below it. A directory the archive made stays
+    /// that directory (no entry may replace it), so its descriptor can be
+    /// reused.
+    last_dir: std::cell::RefCell<Option<(Vec<u8>, OwnedFd)>>,
 }
 
 /// The metadata of an entry, from its header and PAX records.
@@ -595,13 +601,32 @@ impl Importer {
     /// following a symlink.
     fn open_dir(&self, rel: &[u8], raw: &[u8]) -> Result<OwnedFd, ImportError> {
         let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
-        let mut fd = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
-            .map_err(|e| self.extract_err(raw, e))?;
-        if rel.is_empty() {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone().map_err(|source| ImportError::Extract {
+                path: String::from_utf8_lossy(raw).into_owned(),
+                source,
+            })
+        };
+        // Start from the last directory opened when `rel` is it or lies
+        // below it, else from the root.
+        let (mut fd, mut so_far, rest) = match &*self.last_dir.borrow() {
+            Some((p, fd)) if p.as_slice() == rel => return dup(fd),
+            Some((p, fd))
+                if !p.is_empty() && rel.starts_with(p) && rel.get(p.len()) == Some(&b'/') =>
+            {
+                (dup(fd)?, p.clone(), &rel[p.len() + 1..])
+            }
+            _ => (
+                rustix::fs::openat(&self.root, ".", flags, Mode::empty())
+                    .map_err(|e| self.extract_err(raw, e))?,
+                Vec::new(),
+                rel,
+            ),
+        };
+        if rest.is_empty() {
             return Ok(fd);
         }
-        let mut so_far: Vec<u8> = Vec::new();
-        for c in rel.split(|&b| b == b'/') {
+        for c in rest.split(|&b| b == b'/') {
             if !so_far.is_empty() {
                 so_far.push(b'/');
             }
@@ -620,6 +645,7 @@ impl Importer {
                 }
             })?;
         }
+        *self.last_dir.borrow_mut() = Some((so_far, dup(&fd)?));
         Ok(fd)
     }
 
@@ -806,6 +832,57 @@ mod tests {
             Err(ImportError::Cap(m)) => assert!(m.contains("headers"), "{m}"),
             other => panic!("an 8 MiB PAX record was not refused: {other:?}"),
         }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    fn header(kind: tar::EntryType, path: &str, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_path(path).unwrap();
+        h.set_size(size);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h
+    }
+
+    /// Entries below the directory opened last reuse its descriptor; one
+    /// below a symlink made in that directory is still refused, and nothing
+    /// is written where the symlink points.
+    #[test]
+    fn a_symlink_beside_the_last_directory_opened_is_never_followed() {
+        let base = std::env::temp_dir().join(format!("cowl-lastdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for d in ["a/", "a/b/"] {
+            let mut h = header(tar::EntryType::Directory, d, 0);
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        }
+        for f in ["a/b/f", "a/b/g", "a/h"] {
+            let mut h = header(tar::EntryType::Regular, f, 2);
+            h.set_cksum();
+            b.append(&h, &b"x\n"[..]).unwrap();
+        }
+        let mut h = header(tar::EntryType::Symlink, "a/b/s", 0);
+        h.set_link_name(base.join("outside")).unwrap();
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        let mut h = header(tar::EntryType::Regular, "a/b/s/x", 2);
+        h.set_cksum();
+        b.append(&h, &b"x\n"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let r = import_layer_tar(&tar[..], &base.join("dest"), &ImportLimits::default());
+        assert!(matches!(r, Err(ImportError::Refused { .. })), "{r:?}");
+        assert_eq!(std::fs::read(base.join("dest/a/b/g")).unwrap(), b"x\n");
+        assert_eq!(std::fs::read(base.join("dest/a/h")).unwrap(), b"x\n");
+        assert_eq!(std::fs::read_dir(base.join("outside")).unwrap().count(), 0);
         std::fs::remove_dir_all(&base).unwrap();
     }
 
