@@ -3,32 +3,15 @@
 //! server scripts/test runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cowl_mirror::{MirrorError, Remote};
-use std::io::{Read, Write};
+mod s3_server;
 
-fn endpoint() -> String {
-    let ep =
-        std::env::var("COWL_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9417".into());
-    let hostport = ep.trim_start_matches("http://").to_owned();
-    if std::net::TcpStream::connect(&hostport).is_err() {
-        panic!("no S3-compatible server at {ep}: run scripts/test, which installs and starts one (moto) on 127.0.0.1:9417");
-    }
-    ep
-}
+use cowl_mirror::{MirrorError, Remote};
+use s3_server::{endpoint, make_bucket};
 
 fn remote(name: &str) -> Remote {
     let ep = endpoint();
     let bucket = format!("cowl-upload-{name}-{}", std::process::id());
-    let hostport = ep.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(hostport).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    make_bucket(&ep, &bucket);
     std::env::set_var("AWS_ENDPOINT_URL", &ep);
     std::env::set_var("AWS_ACCESS_KEY_ID", "cowltest");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "cowltest");

@@ -569,17 +569,12 @@ fn reading_a_running_box_leaves_it_running() {
     assert_eq!(std::fs::read_to_string(w.host().join("f")).unwrap(), "x\n");
 }
 
-/// Ctrl-C (SIGINT) while a scan holds a running box frozen ends the scan
-/// only once the box runs again: an interrupted cowl never leaves a box
-/// stopped for good.
-#[test]
-fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
-    use std::os::unix::process::ExitStatusExt;
-    let w = World::new("commit-interrupt");
-    let _running = w.start("b", "echo x > f; sleep 1000 & wait");
-    let states = box_states(&w, "b");
+/// A box running `sleep` (with `f` written), and `cowl scan` of it held
+/// at the freeze (COWL_PAUSE) until every process of the box is stopped.
+fn scan_holding_the_box_frozen(w: &World) -> (std::process::Child, impl Fn() -> Vec<char>) {
+    let states = box_states(w, "b");
     wait_until(|| states().len() >= 3);
-    let mut scan = w
+    let scan = w
         .cowl()
         .env("COWL_PAUSE", "freeze:held")
         .args(["scan", "b"])
@@ -591,6 +586,27 @@ fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
         let s = states();
         !s.is_empty() && s.iter().all(|c| *c == 'T')
     });
+    (scan, states)
+}
+
+/// The box runs and can be joined.
+fn assert_box_runs(w: &World, states: impl Fn() -> Vec<char>) {
+    let s = states();
+    assert!(!s.contains(&'T'), "the box was left stopped: {s:?}");
+    let out = w.cmd(&["run", "b", "--", "cat", "f"]);
+    assert_success(&out, "join the box");
+    assert_eq!(stdout(&out), "x\n");
+}
+
+/// Ctrl-C (SIGINT) while a scan holds a running box frozen ends the scan
+/// only once the box runs again: an interrupted cowl never leaves a box
+/// stopped for good.
+#[test]
+fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
+    use std::os::unix::process::ExitStatusExt;
+    let w = World::new("commit-interrupt");
+    let _running = w.start("b", "echo x > f; sleep 1000 & wait");
+    let (mut scan, states) = scan_holding_the_box_frozen(&w);
     let kill = Command::new("kill")
         .args(["-INT", &scan.id().to_string()])
         .status()
@@ -602,14 +618,7 @@ fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
         Some(2),
         "the scan ends by the interrupt: {status:?}"
     );
-    let s = states();
-    assert!(
-        !s.contains(&'T'),
-        "the interrupted scan left the box stopped: {s:?}"
-    );
-    let out = w.cmd(&["run", "b", "--", "cat", "f"]);
-    assert_success(&out, "join the box after the interrupt");
-    assert_eq!(stdout(&out), "x\n");
+    assert_box_runs(&w, states);
 }
 
 /// cowl killed outright (SIGKILL cannot wait) while a scan holds a running
@@ -618,24 +627,9 @@ fn an_interrupt_while_a_box_is_frozen_waits_until_it_runs_again() {
 fn a_cowl_killed_while_a_box_is_frozen_does_not_leave_it_stopped() {
     let w = World::new("commit-killed-frozen");
     let _running = w.start("b", "echo x > f; sleep 1000 & wait");
-    let states = box_states(&w, "b");
-    wait_until(|| states().len() >= 3);
-    let mut scan = w
-        .cowl()
-        .env("COWL_PAUSE", "freeze:held")
-        .args(["scan", "b"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(|| {
-        let s = states();
-        !s.is_empty() && s.iter().all(|c| *c == 'T')
-    });
+    let (mut scan, states) = scan_holding_the_box_frozen(&w);
     scan.kill().unwrap();
     scan.wait().unwrap();
     wait_until(|| !states().contains(&'T'));
-    let out = w.cmd(&["run", "b", "--", "cat", "f"]);
-    assert_success(&out, "join the box after the kill");
-    assert_eq!(stdout(&out), "x\n");
+    assert_box_runs(&w, states);
 }

@@ -615,20 +615,33 @@ fn listing(dir: &Path) -> String {
     lines.join("\n")
 }
 
-#[test]
-fn a_refused_layer_leaves_an_existing_box_untouched() {
-    let w = World::new("mirror-untouched");
+/// Box b with one version, pushed to a directory mirror and pulled from it
+/// into a second store: (the mirror, the second store).
+fn pulled_copy(w: &World) -> (PathBuf, PathBuf) {
     w.ok("b", "echo one > a");
-    let base = base_mirror(&w, "base");
+    let base = base_mirror(w, "base");
     let other = w.dir.join("other-store");
     assert_success(
-        &cmd_in(&w, &other, &["pull", base.to_str().unwrap()]),
+        &cmd_in(w, &other, &["pull", base.to_str().unwrap()]),
         "pull v1",
     );
+    (base, other)
+}
+
+/// A second version pushed to `base`, its layer then swapped for a hostile
+/// one (an entry through a symlink).
+fn push_hostile_v2(w: &World, base: &Path) {
     w.ok("b", "echo two > b");
     assert_success(&w.cmd(&["push", "b", base.to_str().unwrap()]), "push v2");
     let tar = own(std::fs::read(corpus_dir().join("through-symlink.tar")).unwrap());
-    swap_layer(&base, 2, &zstd::encode_all(&tar[..], 3).unwrap());
+    swap_layer(base, 2, &zstd::encode_all(&tar[..], 3).unwrap());
+}
+
+#[test]
+fn a_refused_layer_leaves_an_existing_box_untouched() {
+    let w = World::new("mirror-untouched");
+    let (base, other) = pulled_copy(&w);
+    push_hostile_v2(&w, &base);
     let versions = other.join("boxes/b/versions");
     let before = (listing(&versions), digests(&w, &other, "b"));
     let out = cmd_in(&w, &other, &["pull", base.to_str().unwrap()]);
@@ -647,13 +660,7 @@ fn a_refused_layer_leaves_an_existing_box_untouched() {
 #[test]
 fn pull_force_from_a_bad_mirror_quarantines_nothing() {
     let w = World::new("mirror-force-bad");
-    w.ok("b", "echo one > a");
-    let base = base_mirror(&w, "base");
-    let other = w.dir.join("other-store");
-    assert_success(
-        &cmd_in(&w, &other, &["pull", base.to_str().unwrap()]),
-        "pull v1",
-    );
+    let (base, other) = pulled_copy(&w);
     // The pulled box goes its own way: a version and live changes the
     // mirror does not have.
     let out = w
@@ -665,10 +672,7 @@ fn pull_force_from_a_bad_mirror_quarantines_nothing() {
     assert_success(&out, "run");
     std::fs::create_dir_all(other.join("boxes/b/live/upper")).unwrap();
     std::fs::write(other.join("boxes/b/live/upper/live"), "not a version yet\n").unwrap();
-    w.ok("b", "echo two > b");
-    assert_success(&w.cmd(&["push", "b", base.to_str().unwrap()]), "push v2");
-    let tar = own(std::fs::read(corpus_dir().join("through-symlink.tar")).unwrap());
-    swap_layer(&base, 2, &zstd::encode_all(&tar[..], 3).unwrap());
+    push_hostile_v2(&w, &base);
     let versions = other.join("boxes/b/versions");
     let before = (listing(&versions), digests(&w, &other, "b"));
     let out = cmd_in(&w, &other, &["pull", "--force", base.to_str().unwrap()]);
@@ -737,31 +741,9 @@ fn a_decompression_bomb_stops_at_the_ratio_cap() {
 
 // ---- S3 ------------------------------------------------------------------
 
-/// The S3-compatible server scripts/test starts (moto) on 127.0.0.1.
-fn s3_endpoint() -> String {
-    let ep =
-        std::env::var("COWL_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9417".into());
-    let hostport = ep.trim_start_matches("http://").to_owned();
-    if std::net::TcpStream::connect(&hostport).is_err() {
-        panic!("no S3-compatible server at {ep}: run scripts/test, which installs and starts one (moto) on 127.0.0.1:9417");
-    }
-    ep
-}
-
-/// Makes a bucket on the test server (moto takes unsigned requests).
-fn make_bucket(ep: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let hostport = ep.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(hostport).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
-}
+#[path = "../../cowl-mirror/tests/s3_server/mod.rs"]
+mod s3_server;
+use s3_server::{endpoint as s3_endpoint, make_bucket};
 
 fn s3_cmd(w: &World, home: &Path, ep: &str, args: &[&str]) -> Output {
     w.cowl()
