@@ -384,17 +384,7 @@ impl Importer {
             }
             target.extend_from_slice(hidden);
             self.claim(&target, &raw, Made::Other)?;
-            let dir = self.open_dir(parent, &raw)?;
-            rustix::fs::mknodat(
-                &dir,
-                os(hidden),
-                FileType::CharacterDevice,
-                Mode::from_raw_mode(meta.mode & 0o777),
-                0,
-            )
-            .map_err(|e| self.extract_err(&raw, e))?;
-            self.finish_at(&dir, hidden, &meta, &raw, false)?;
-            return Ok(());
+            return self.make_node(parent, hidden, FileType::CharacterDevice, &meta, &raw);
         }
         match kind {
             tar::EntryType::Directory => {
@@ -489,16 +479,7 @@ impl Importer {
             }
             tar::EntryType::Fifo => {
                 self.claim(&path, &raw, Made::Other)?;
-                let dir = self.open_dir(parent, &raw)?;
-                rustix::fs::mknodat(
-                    &dir,
-                    os(name),
-                    FileType::Fifo,
-                    Mode::from_raw_mode(meta.mode & 0o777),
-                    0,
-                )
-                .map_err(|e| self.extract_err(&raw, e))?;
-                self.finish_at(&dir, name, &meta, &raw, false)?;
+                self.make_node(parent, name, FileType::Fifo, &meta, &raw)?;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
                 return Err(refused(
@@ -683,6 +664,28 @@ impl Importer {
     }
 
     /// Owner and times of a non-directory entry, not following it.
+    /// Makes the node `name` (a whiteout: device 0/0, or a fifo) in the
+    /// archive's directory `parent`, with the entry's metadata.
+    fn make_node(
+        &self,
+        parent: &[u8],
+        name: &[u8],
+        kind: FileType,
+        meta: &Meta,
+        raw: &[u8],
+    ) -> Result<(), ImportError> {
+        let dir = self.open_dir(parent, raw)?;
+        rustix::fs::mknodat(
+            &dir,
+            os(name),
+            kind,
+            Mode::from_raw_mode(meta.mode & 0o777),
+            0,
+        )
+        .map_err(|e| self.extract_err(raw, e))?;
+        self.finish_at(&dir, name, meta, raw, false)
+    }
+
     fn finish_at(
         &self,
         dir: &OwnedFd,

@@ -22,14 +22,24 @@ fn cmd_in(w: &World, home: &Path, args: &[&str]) -> Output {
     w.cowl().env("COWL_HOME", home).args(args).output().unwrap()
 }
 
-fn digests(w: &World, home: &Path, b: &str) -> Vec<String> {
+/// `cowl log --json` as (number, digest) pairs.
+fn numbered(w: &World, home: &Path, b: &str) -> Vec<(u64, String)> {
     let out = cmd_in(w, home, &["log", "--json", b]);
     json_of(&out, "log")
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["digest"].as_str().unwrap().to_owned())
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap(),
+                v["digest"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
+}
+
+fn digests(w: &World, home: &Path, b: &str) -> Vec<String> {
+    numbered(w, home, b).into_iter().map(|(_, d)| d).collect()
 }
 
 fn diff_json(w: &World, home: &Path, b: &str) -> String {
@@ -109,19 +119,18 @@ fn a_pushed_box_pulls_into_another_store_and_runs_there_the_same() {
         &cmd_in(&w, &other, &["verify", "b"]),
         "verify the pulled box",
     );
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args([
+    let out = cmd_in(
+        &w,
+        &other,
+        &[
             "run",
             "b",
             "--",
             "sh",
             "-c",
             "cat a b olddir/n; ls olddir d/e doomed 2>&1; readlink link",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_success(&out, "run the pulled box");
     let text = stdout(&out);
     for want in ["one\ntwo\nnew\n", "olddir:\nn\n", "No such file", "\na\n"] {
@@ -183,12 +192,11 @@ fn a_pull_never_replaces_newer_local_history_without_force() {
     let other = w.dir.join("other-store");
     assert_success(&cmd_in(&w, &other, &["pull", m]), "pull");
     // The other side goes on: a version the mirror does not have.
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args(["run", "b", "--", "sh", "-c", "echo local > mine"])
-        .output()
-        .unwrap();
+    let out = cmd_in(
+        &w,
+        &other,
+        &["run", "b", "--", "sh", "-c", "echo local > mine"],
+    );
     assert_success(&out, "run");
     // And the first side too.
     w.ok("b", "echo upstream > theirs");
@@ -374,22 +382,6 @@ os.setxattr('acl', 'system.posix_acl_access', struct.pack('<I', 2) + b''.join(st
         "verify the pulled box",
     );
     assert_success(&w.cmd(&["verify", "b"]), "verify the pushed box");
-}
-
-/// `cowl log --json` as (number, digest) pairs.
-fn numbered(w: &World, home: &Path, b: &str) -> Vec<(u64, String)> {
-    let out = cmd_in(w, home, &["log", "--json", b]);
-    json_of(&out, "log")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["version"].as_u64().unwrap(),
-                v["digest"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -663,12 +655,11 @@ fn pull_force_from_a_bad_mirror_quarantines_nothing() {
     let (base, other) = pulled_copy(&w);
     // The pulled box goes its own way: a version and live changes the
     // mirror does not have.
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args(["run", "b", "--", "sh", "-c", "echo local > mine"])
-        .output()
-        .unwrap();
+    let out = cmd_in(
+        &w,
+        &other,
+        &["run", "b", "--", "sh", "-c", "echo local > mine"],
+    );
     assert_success(&out, "run");
     std::fs::create_dir_all(other.join("boxes/b/live/upper")).unwrap();
     std::fs::write(other.join("boxes/b/live/upper/live"), "not a version yet\n").unwrap();
@@ -784,12 +775,7 @@ fn push_and_pull_through_a_real_s3_server() {
     assert_eq!(r["versions_pulled"], 2, "{r}");
     assert_eq!(digests(&w, &w.store, "b"), digests(&w, &other, "b"));
     assert_eq!(diff_json(&w, &w.store, "b"), diff_json(&w, &other, "b"));
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args(["run", "b", "--", "cat", "a", "b"])
-        .output()
-        .unwrap();
+    let out = cmd_in(&w, &other, &["run", "b", "--", "cat", "a", "b"]);
     assert_success(&out, "run the pulled box");
     assert_eq!(stdout(&out), "one\ntwo\n");
     // A bigger layer goes up in several parts and comes back whole.
@@ -870,14 +856,13 @@ fn a_system_box_keeps_its_owners_through_a_mirror_and_only_root_restores_it() {
     assert_eq!(r["versions_pulled"], 1, "{r}");
     assert_eq!(digests(&w, &w.store, "s"), digests(&w, &other, "s"));
     assert_success(&cmd_in(&w, &other, &["verify", "s"]), "verify");
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args([
+    let out = cmd_in(
+        &w,
+        &other,
+        &[
             "run", "--system", "s", "--", "stat", "-c", "%u:%g", "owned", "d",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_success(&out, "run the pulled system box");
     assert_eq!(stdout(&out), "1234:5678\n42:43\n");
 }
@@ -1016,12 +1001,7 @@ fn a_commit_version_keeps_its_cut_through_a_mirror() {
     assert_eq!(diff_json(&w, &w.store, "b"), diff_json(&w, &other, "b"));
     // The committed file left the box there too: the host shows through.
     std::fs::write(&x, "host later\n").unwrap();
-    let out = w
-        .cowl()
-        .env("COWL_HOME", &other)
-        .args(["run", "b", "--", "cat", "x", "y"])
-        .output()
-        .unwrap();
+    let out = cmd_in(&w, &other, &["run", "b", "--", "cat", "x", "y"]);
     assert_success(&out, "run");
     assert_eq!(stdout(&out), "host later\nbox\n");
 }
