@@ -81,6 +81,20 @@ subprocess.run([cowl, "run", "mir", "--", "sh", "-c", f"head -c 1M /dev/urandom 
 for where, url, port in targets[1:]:
     t = timed([cowl, "push", "--quiet", "mir", url], port)
     rows.append((f"incremental push of a 1 MB change, box holds {mib} MiB, to {where}", f"{t * 1000:.0f} ms (budget 1000 ms)"))
+# Many small files in a deep tree: the importer's cost per entry (each
+# entry's parent opened without following a symlink) rather than bytes.
+files = 2000 if quick else 20000
+script = ("import os\n"
+          f"b = '{data}/many/a/b/c/d/e'\n"
+          f"for d in range({files // 100}):\n"
+          "    p = f'{b}/d{d}/x/y'\n"
+          "    os.makedirs(p, exist_ok=True)\n"
+          "    for i in range(100):\n"
+          "        open(f'{p}/f{i}', 'w').write('x')\n")
+subprocess.run([cowl, "run", "many", "--", "python3", "-c", script], check=True, stdout=subprocess.DEVNULL)
+subprocess.run([cowl, "push", "--quiet", "many", f"{work}/mirror-many"], check=True, stdout=subprocess.DEVNULL)
+t = timed([cowl, "pull", "--quiet", f"{work}/mirror-many"], None, COWL_HOME=f"{work}/pulled-many")
+rows.append((f"pull a layer of {files:,} one-byte files a dozen directories deep, from a directory", f"{t * 1000:.0f} ms ({files / t:,.0f} files/s)"))
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 rows.append(("peak memory of any push or pull above", f"{peak:.0f} MiB"))
 print("\nMirrors:\n")
