@@ -6,7 +6,7 @@ use crate::process::{self, AppStart};
 use crate::rootfs::Caller;
 use crate::spawn::{box_pty, handshake, interactive, proxy_env, send, Observer};
 use crate::supervise::supervise;
-use crate::{security, sys};
+use crate::{security, stdio, sys};
 use cowl_store::{Mode, NetMode};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -47,12 +47,15 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         return Err(err(std::io::Error::from_raw_os_error(libc::ESRCH)));
     }
     let term = interactive();
+    let (app_io, mut relay) = stdio::prepare(term.is_some(), term.is_some_and(|t| t.stderr_too))
+        .map_err(SandboxError::sys("set up the app's stdio"))?;
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
     let pid = process::fork().map_err(SandboxError::sys("fork"))?;
     if pid == 0 {
         drop(ours);
+        drop(relay);
         security::die_with_parent();
         // The box's cgroups, by host path: before entering its mount
         // namespace, where /sys is the box's.
@@ -99,7 +102,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             unsafe { libc::_exit(1) }
         }
         drop(pidfd);
-        let slave = match term.map(|_| box_pty(&theirs)).transpose() {
+        let slave = match app_io.uses_pty().then(|| box_pty(&theirs)).transpose() {
             Ok(s) => s,
             Err(e) => {
                 send(&theirs, b'E', &e);
@@ -107,12 +110,21 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 unsafe { libc::_exit(1) }
             }
         };
+        if let Err(e) = stdio::let_go_of_callers() {
+            send(
+                &theirs,
+                b'E',
+                &format!("cannot let go of cowl's stdio: {e}"),
+            );
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(1) }
+        }
         let app = match process::fork() {
             Ok(0) => process::exec_app(&AppStart {
                 argv,
                 cwd,
                 pty_slave: slave.as_ref(),
-                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
+                stdio: &app_io,
                 drop_caps: target.mode == Mode::Rootless,
                 allow_syscalls: target.allow_syscalls,
                 landlock: target.landlock,
@@ -129,11 +141,14 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             }
         };
         drop(theirs);
+        drop(slave);
+        drop(app_io);
         let code = process::init_loop(app);
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
+    drop(app_io);
     struct Quiet;
     impl Observer for Quiet {
         fn started(&mut self, _: i32) {}
@@ -143,7 +158,12 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     }
     let nobody = Caller { uid: 0, gid: 0 };
     match handshake(&ours, pid, target.mode, nobody, &mut Quiet) {
-        Ok((master, _)) => Ok(supervise(pid, master.as_ref())),
+        Ok((master, _)) => {
+            if let Some(m) = master {
+                relay.attach_master(m);
+            }
+            Ok(supervise(pid, &mut relay))
+        }
         Err(e) => {
             let _ = sys::kill(pid, libc::SIGKILL);
             let mut status = 0;

@@ -21,6 +21,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod spawn;
+pub mod stdio;
 mod supervise;
 pub mod sys;
 pub mod trace;

@@ -92,8 +92,8 @@ pub struct AppStart<'a> {
     pub cwd: &'a Path,
     /// The pty slave, in interactive runs.
     pub pty_slave: Option<&'a OwnedFd>,
-    /// Whether stderr goes to the pty too.
-    pub stderr_to_pty: bool,
+    /// What the app gets as 0, 1 and 2 (never the caller's own).
+    pub stdio: &'a crate::stdio::AppStdio,
     /// Rootless: drop every capability. System mode keeps the capabilities of
     /// root in the box's own user namespace, which grant nothing on the host.
     pub drop_caps: bool,
@@ -128,9 +128,12 @@ pub fn exec_app(a: &AppStart) -> ! {
     // SAFETY: plain syscall.
     unsafe { libc::setsid() };
     if let Some(slave) = a.pty_slave {
-        if let Err(e) = pty::attach_slave(slave, a.stderr_to_pty) {
+        if let Err(e) = pty::make_controlling(slave) {
             fail(1, format!("cannot attach the terminal: {e}"));
         }
+    }
+    if let Err(e) = a.stdio.install(a.pty_slave) {
+        fail(1, format!("cannot set up stdin, stdout and stderr: {e}"));
     }
     if sys::chdir(a.cwd).is_err() {
         let home = std::env::var_os("HOME").unwrap_or_default();

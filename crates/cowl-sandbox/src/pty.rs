@@ -5,7 +5,7 @@
 //! its own, never the caller's terminal: TIOCSTI on it can only type into the
 //! box's own input (CVE-2017-5226).
 
-use crate::sys::{self, cvt};
+use crate::sys::cvt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -95,28 +95,9 @@ impl Drop for RawMode {
     }
 }
 
-/// Makes the pty slave the controlling terminal of the calling process (which
-/// has just made its own session) and its standard descriptors.
-pub fn attach_slave(slave: &OwnedFd, also_stderr: bool) -> io::Result<()> {
-    let s = slave.as_raw_fd();
-    // SAFETY: plain ioctl and dup2 on descriptors we own.
-    unsafe {
-        cvt(libc::ioctl(s, libc::TIOCSCTTY, 0))?;
-        for fd in [0, 1] {
-            cvt(libc::dup2(s, fd))?;
-        }
-        if also_stderr {
-            cvt(libc::dup2(s, 2))?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies what is readable from `from` to `to`; `false` at end of input.
-pub fn pump(from: RawFd, to: RawFd) -> bool {
-    let mut buf = [0u8; 16 * 1024];
-    match sys::read(from, &mut buf) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => sys::write_all(to, &buf[..n]).is_ok(),
-    }
+/// Makes the pty slave the controlling terminal of the calling process,
+/// which has just made its own session.
+pub fn make_controlling(slave: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain ioctl on a descriptor we own.
+    cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }

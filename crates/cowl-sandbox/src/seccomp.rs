@@ -40,6 +40,22 @@ const PER_WEAKENING: u32 = 0x0040000 /* ADDR_NO_RANDOMIZE */
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541C;
 
+/// The address families a box may open sockets of, in every network mode:
+/// local sockets, internet sockets (in `none` and `proxy` modes only on the
+/// box's own loopback; in `ports` mode TCP only, below) and netlink (the
+/// routing and address queries of libc and `ip`, answered by the box's own
+/// network namespace, or read-only for the host's without capabilities
+/// there). Every other family fails with EAFNOSUPPORT, as on a kernel
+/// without it: AF_VSOCK above all, which no network namespace isolates (a
+/// box could bind a port of the host's vsock), and AF_PACKET, AF_ALG,
+/// AF_BLUETOOTH, AF_CAN, AF_TIPC, AF_XDP, AF_KCM … (kernel attack surface).
+pub const ALLOWED_FAMILIES: [i32; 4] = [
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_NETLINK,
+];
+
 /// One ABI's numbers for the calls the filter treats.
 struct Table {
     arch: u32,
@@ -50,6 +66,7 @@ struct Table {
     clone3: u32,
     personality: u32,
     socket: u32,
+    socketpair: u32,
     /// i386 multiplexes socket calls through socketcall (0: none).
     socketcall: u32,
 }
@@ -91,6 +108,7 @@ const NATIVE: Table = Table {
     clone3: 435,
     personality: 135,
     socket: 41,
+    socketpair: 53,
     socketcall: 0,
 };
 
@@ -131,6 +149,7 @@ const NATIVE: Table = Table {
     clone3: 435,
     personality: 92,
     socket: 198,
+    socketpair: 199,
     socketcall: 0,
 };
 
@@ -171,6 +190,7 @@ const I386: Table = Table {
     clone3: 435,
     personality: 136,
     socket: 359,
+    socketpair: 360,
     socketcall: 102,
 };
 
@@ -263,12 +283,13 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool, 
     if on("personality") {
         a.jump_if(JEQ_K, t.personality, &format!("{p}personality"));
     }
-    if tcp_only {
-        a.jump_if(JEQ_K, t.socket, &format!("{p}socket"));
-        if t.socketcall != 0 {
-            // Its arguments are behind a pointer the filter cannot read.
-            a.jump_if(JEQ_K, t.socketcall, "eperm");
-        }
+    // Every mode: only the address families a box has a use for.
+    a.jump_if(JEQ_K, t.socket, &format!("{p}socket"));
+    a.jump_if(JEQ_K, t.socketpair, &format!("{p}family"));
+    if t.socketcall != 0 {
+        // Its arguments are behind a pointer the filter cannot read, so the
+        // family cannot be checked: refused, and libc uses socket(2) itself.
+        a.jump_if(JEQ_K, t.socketcall, "enosys");
     }
     for (name, nr) in t.deny {
         if on(name) {
@@ -291,17 +312,23 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool, 
     a.jump_if(JEQ_K, 0, "allow");
     a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
 
+    // socket(2): the family first; in `ports` mode internet sockets are
+    // then held to TCP: Landlock rules cover TCP only, so UDP, raw and
+    // other stream protocols (MPTCP, SCTP) are refused outright
+    // (landlock.rst; the security matrix's bypass row).
+    a.label(&format!("{p}socket"));
+    a.load(arg_low(0));
     if tcp_only {
-        // Landlock rules cover TCP only: UDP, raw and packet sockets are
-        // refused outright (landlock.rst; the security matrix's bypass row).
-        a.label(&format!("{p}socket"));
-        a.load(arg_low(0));
-        a.jump_if(JEQ_K, libc::AF_PACKET as u32, "eperm");
         a.jump_if(JEQ_K, libc::AF_INET as u32, &format!("{p}inet"));
         a.jump_if(JEQ_K, libc::AF_INET6 as u32, &format!("{p}inet"));
-        a.op(RET_K, RET_ALLOW);
-        // A stream socket of another protocol (MPTCP, SCTP) would escape
-        // Landlock's TCP port rules: only protocol 0 or IPPROTO_TCP.
+    }
+    a.label(&format!("{p}family"));
+    a.load(arg_low(0));
+    for family in ALLOWED_FAMILIES {
+        a.jump_if(JEQ_K, family as u32, "allow");
+    }
+    a.op(RET_K, RET_ERRNO | libc::EAFNOSUPPORT as u32);
+    if tcp_only {
         a.label(&format!("{p}inet"));
         a.load(arg_low(1));
         a.op(AND_K, 0xf);
@@ -322,8 +349,9 @@ fn emit_table(a: &mut Asm, t: &Table, p: &str, allow: &[String], x32_bit: bool, 
     a.op(RET_K, RET_ERRNO | libc::EPERM as u32);
 }
 
-/// The filter, with the named system calls allowed back; with `tcp_only`,
-/// internet sockets other than TCP and packet sockets are refused too.
+/// The filter, with the named system calls allowed back; sockets only of
+/// [`ALLOWED_FAMILIES`]; with `tcp_only`, internet sockets other than TCP
+/// are refused too.
 pub fn program(allow: &[String], tcp_only: bool) -> io::Result<Vec<libc::sock_filter>> {
     let mut a = Asm::new();
     a.load(ARCH);

@@ -15,6 +15,7 @@ use crate::error::SandboxError;
 use crate::plan::Plan;
 use crate::process::{self, AppStart};
 use crate::rootfs::{self, Caller};
+use crate::stdio::{self, AppStdio, Relay};
 use crate::supervise::supervise;
 use crate::{net, pty, security, sys};
 use cowl_store::{Mode, NetMode};
@@ -205,6 +206,8 @@ pub fn run(
     };
     crate::trace::mark("spawn");
     let term = interactive();
+    let (app_io, mut relay) = stdio::prepare(term.is_some(), term.is_some_and(|t| t.stderr_too))
+        .map_err(SandboxError::sys("set up the app's stdio"))?;
     let run_id = format!(
         "run-{}-{}-{}",
         boot_id(),
@@ -223,11 +226,15 @@ pub fn run(
     })?;
     if pid == 0 {
         drop(ours);
-        let code = init_main(plan, caller, &run_id, theirs, term, &limits.rlimits);
+        // The supervisor's ends of the app's pipes: held here, the app would
+        // never see the end of its input.
+        drop(relay);
+        let code = init_main(plan, caller, &run_id, theirs, app_io, &limits.rlimits);
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
+    drop(app_io);
     crate::trace::mark("cloned");
     let result = (|| {
         // Before the init may fork the app: everything it starts is held.
@@ -241,11 +248,14 @@ pub fn run(
     match result {
         Ok((master, listeners)) => {
             crate::trace::mark("app started");
-            let proxy = start_proxy(plan, listeners)?;
+            if let Some(m) = master {
+                relay.attach_master(m);
+            }
+            let proxy = start_proxy(plan, listeners, &relay)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
-            let code = supervise(pid, master.as_ref());
+            let code = supervise(pid, &mut relay);
             if let Some(p) = proxy {
                 let _ = sys::kill(p, libc::SIGKILL);
                 let mut status = 0;
@@ -307,7 +317,7 @@ fn init_main(
     caller: Caller,
     run_id: &str,
     sock: OwnedFd,
-    term: Option<Interactive>,
+    app_io: AppStdio,
     rlimits: &[(u32, u64)],
 ) -> i32 {
     security::die_with_parent();
@@ -347,7 +357,10 @@ fn init_main(
             send(&sock, b'M', "");
             wait_go(&sock)?;
         }
-        let slave = term.map(|_| box_pty(&sock)).transpose()?;
+        let slave = app_io.uses_pty().then(|| box_pty(&sock)).transpose()?;
+        // From here on the box runs code of its own: nothing of the
+        // caller's stays in its init.
+        stdio::let_go_of_callers().map_err(|e| format!("cannot let go of cowl's stdio: {e}"))?;
         crate::trace::mark("init: forking app");
         let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
         if app == 0 {
@@ -355,7 +368,7 @@ fn init_main(
                 argv: &plan.command,
                 cwd: &plan.cwd,
                 pty_slave: slave.as_ref(),
-                stderr_to_pty: term.is_some_and(|t| t.stderr_too),
+                stdio: &app_io,
                 drop_caps: plan.mode == Mode::Rootless,
                 allow_syscalls: &plan.allow_syscalls,
                 landlock: &plan.landlock,
@@ -365,9 +378,13 @@ fn init_main(
                 report: &sock,
             });
         }
+        drop(slave);
         Ok(app)
     };
-    match setup() {
+    let started = setup();
+    // The app's ends of its pipes are the app's alone.
+    drop(app_io);
+    match started {
         Err(msg) => {
             send(&sock, b'E', &msg);
             1
@@ -389,7 +406,11 @@ pub(crate) fn proxy_env(net: NetMode) -> Vec<(String, String)> {
 
 /// Forks the proxy process (threads live there, never in the supervisor):
 /// it serves the box's listeners until the box ends.
-fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, SandboxError> {
+fn start_proxy(
+    plan: &Plan,
+    listeners: Vec<OwnedFd>,
+    relay: &Relay,
+) -> Result<Option<i32>, SandboxError> {
     if plan.net != NetMode::Proxy {
         return Ok(None);
     }
@@ -403,6 +424,11 @@ fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, Sand
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
+        for fd in relay.raw_fds() {
+            // SAFETY: closing this process's copies of the relay's pipes,
+            // which it never uses (the app must see its pipes' ends).
+            unsafe { libc::close(fd) };
+        }
         crate::proxy::serve(
             std::net::TcpListener::from(http),
             std::net::TcpListener::from(socks),

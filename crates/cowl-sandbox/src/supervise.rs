@@ -1,18 +1,22 @@
-//! The supervisor's loop: relays the box's terminal and forwards signals
-//! until the box's init (or a joined process) exits.
+//! The supervisor's loop: relays the app's stdio (and the box's terminal)
+//! and forwards signals until the box's init (or a joined process) exits.
 
+use crate::stdio::Relay;
 use crate::{process, pty, sys};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 
-/// Relays the terminal and forwards signals until `child` exits; returns its
-/// exit code.
-pub(crate) fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
-    let raw = master.and_then(|_| pty::RawMode::enter(0).ok());
+/// Relays stdio and forwards signals until `child` exits; returns its exit
+/// code once what the app wrote has reached the caller.
+pub(crate) fn supervise(child: i32, relay: &mut Relay) -> i32 {
+    let raw = relay.master().and_then(|_| pty::RawMode::enter(0).ok());
+    // A reader of the caller's that went away is an EPIPE for the relay to
+    // act on, not a signal that ends cowl (and with it the box).
+    // SAFETY: setting a signal disposition; restored below.
+    let old_pipe = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let sfd = process::signalfd().ok();
-    let mut stdin_open = master.is_some();
-    let mut master_open = master.is_some();
     let code = loop {
-        let mut fds = Vec::with_capacity(3);
+        let interests = relay.interests();
+        let mut fds = Vec::with_capacity(interests.len() + 1);
         if let Some(s) = &sfd {
             fds.push(libc::pollfd {
                 fd: s.as_raw_fd(),
@@ -20,17 +24,10 @@ pub(crate) fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
                 revents: 0,
             });
         }
-        if let (Some(m), true) = (master, master_open) {
+        for (_, fd, ev) in &interests {
             fds.push(libc::pollfd {
-                fd: m.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if stdin_open {
-            fds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
+                fd: *fd,
+                events: ev.bits() as i16,
                 revents: 0,
             });
         }
@@ -41,23 +38,19 @@ pub(crate) fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
             continue;
         }
         let mut exited = None;
-        for p in &fds {
-            if p.revents == 0 {
-                continue;
-            }
-            if sfd.as_ref().is_some_and(|s| s.as_raw_fd() == p.fd) {
-                if let Some(sig) = sfd.as_ref().and_then(process::read_signal) {
-                    exited = on_signal(sig, child, master);
-                }
-            } else if p.fd == 0 {
-                if let Some(m) = master {
-                    stdin_open = pty::pump(0, m.as_raw_fd());
-                }
-            } else if let Some(m) = master {
-                master_open = pty::pump(m.as_raw_fd(), 1);
+        let skip = usize::from(sfd.is_some());
+        for (k, (flow, _, _)) in interests.iter().enumerate() {
+            if fds[skip + k].revents != 0 {
+                relay.pump(*flow);
             }
         }
-        if sfd.is_none() {
+        if let Some(s) = &sfd {
+            if fds[0].revents != 0 {
+                if let Some(sig) = process::read_signal(s) {
+                    exited = on_signal(sig, child, relay);
+                }
+            }
+        } else {
             exited = reap(child);
         }
         if let Some(code) = exited {
@@ -65,10 +58,10 @@ pub(crate) fn supervise(child: i32, master: Option<&OwnedFd>) -> i32 {
         }
     };
     crate::trace::mark("box ended");
-    if let (Some(m), true) = (master, master_open) {
-        drain(m.as_raw_fd());
-    }
+    relay.finish();
     drop(raw);
+    // SAFETY: restoring the disposition saved above.
+    unsafe { libc::signal(libc::SIGPIPE, old_pipe) };
     code
 }
 
@@ -79,11 +72,11 @@ fn reap(child: i32) -> Option<i32> {
     (r == child).then(|| process::exit_code(status))
 }
 
-fn on_signal(sig: i32, child: i32, master: Option<&OwnedFd>) -> Option<i32> {
+fn on_signal(sig: i32, child: i32, relay: &Relay) -> Option<i32> {
     match sig {
         libc::SIGCHLD => reap(child),
         libc::SIGWINCH => {
-            if let Some(m) = master {
+            if let Some(m) = relay.master() {
                 pty::copy_winsize(0, m.as_raw_fd());
             }
             None
@@ -93,14 +86,4 @@ fn on_signal(sig: i32, child: i32, master: Option<&OwnedFd>) -> Option<i32> {
             None
         }
     }
-}
-
-/// Copies what the app wrote to its terminal before it ended.
-fn drain(master: RawFd) {
-    // SAFETY: fcntl on our own descriptor.
-    unsafe {
-        let fl = libc::fcntl(master, libc::F_GETFL);
-        libc::fcntl(master, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    while pty::pump(master, 1) {}
 }

@@ -150,6 +150,30 @@ fn posture(host: &[String]) {
     fds.sort();
     fds.pop(); // read_dir's own
     println!("fds {fds:?}");
+    // What 0-2 are: never a host file or directory (those the app could
+    // reopen through /proc/self/fd), only pipes, the box's devices or its pty.
+    let kinds: Vec<&str> = (0..3)
+        .map(|fd| {
+            // SAFETY: stat is plain data filled by fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: valid out-pointer.
+            if unsafe { libc::fstat(fd, &mut st) } != 0 {
+                return "closed";
+            }
+            let (maj, min) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+            match st.st_mode & libc::S_IFMT {
+                libc::S_IFIFO => "pipe",
+                libc::S_IFSOCK => "socket",
+                libc::S_IFREG => "file",
+                libc::S_IFDIR => "directory",
+                libc::S_IFCHR if (maj, min) == (1, 3) => "null",
+                libc::S_IFCHR if (136..144).contains(&maj) => "pty",
+                libc::S_IFCHR => "device",
+                _ => "other",
+            }
+        })
+        .collect();
+    println!("stdio {}", kinds.join(" "));
     let my_gid = std::env::var("COWL_PROBE_CALLER_GID")
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
@@ -357,6 +381,30 @@ fn main() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     report("leaked_fds", fds.len() <= 4, format!("{fds:?}"));
+
+    // Standard descriptors that are host files or directories can be
+    // reopened through /proc/self/fd (or, by root of a system box, through
+    // its init's /proc/1/fd): none of ours, nor init's, may be one.
+    let mut host_inodes = Vec::new();
+    for p in [
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/2",
+        "/proc/1/fd/0",
+        "/proc/1/fd/1",
+        "/proc/1/fd/2",
+    ] {
+        if let Ok(md) = std::fs::metadata(p) {
+            if md.is_file() || md.is_dir() {
+                host_inodes.push(p);
+            }
+        }
+    }
+    report(
+        "stdio_host_inode",
+        host_inodes.is_empty(),
+        format!("{host_inodes:?}"),
+    );
 
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let field = |k: &str| {
