@@ -311,13 +311,15 @@ fn netlog(a: NetlogArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
         println!("{:<20}  {:<8} {:<8} HOST:PORT", "TIME", "VERDICT", "VIA");
+        // The host is what the box asked its proxy for: quoted, so that it
+        // cannot print a fake line of the log.
         for e in &entries {
             println!(
                 "{:<20}  {:<8} {:<8} {}:{}",
                 cowl_store::time::rfc3339(e.time),
                 e.verdict,
                 e.via,
-                e.host,
+                cowl_store::quote::text(&e.host),
                 e.port
             );
         }
