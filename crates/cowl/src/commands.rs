@@ -207,6 +207,11 @@ fn run(a: RunArgs) -> Result<i32> {
         );
     }
     let enforcement = cowl_sandbox::limits::prepare(&limits, name.as_str(), a.best_effort)?;
+    // What --best-effort accepted in place of a box-wide limit is said on
+    // every run, not only with -v: the user asked for more than holds.
+    for w in &enforcement.warnings {
+        eprintln!("cowl: warning: {w}");
+    }
     if a.verbose {
         for line in &enforcement.report {
             eprintln!("cowl: limit: {line}");
