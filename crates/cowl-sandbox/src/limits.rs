@@ -1,8 +1,15 @@
 //! Resource limits of a box: memory, processes and CPU, through cgroup v2
-//! where it is delegated to the caller, cgroup v1 when cowl runs as root on
-//! a machine whose controllers are on v1, and rlimits as a last resort.
-//! What no mechanism can enforce is an error, unless the user accepts
-//! running without it (--best-effort).
+//! where it is delegated to the caller, or cgroup v1 when cowl runs as root
+//! on a machine whose controllers are on v1. Only a cgroup holds a limit
+//! for the box as a whole.
+//!
+//! Without one, the rlimits that remain are not the limit asked for:
+//! `RLIMIT_AS` caps each process on its own (six processes under
+//! `--memory 256M` can hold 6 × 256M between them), and `RLIMIT_NPROC`
+//! counts every process of the user, the box's and all others. Such a
+//! limit, like one nothing here can enforce at all, is an error unless the
+//! user accepts running with what holds instead (--best-effort), and then
+//! a warning says exactly what that is.
 
 use crate::error::SandboxError;
 use std::path::{Path, PathBuf};
@@ -34,6 +41,20 @@ pub struct Enforcement {
     pub rlimits: Vec<(u32, u64)>,
     /// What enforces what, for `cowl run -v`.
     pub report: Vec<String>,
+    /// With --best-effort: each limit that does not hold box-wide, and
+    /// what holds instead; printed whether or not `-v` is given.
+    pub warnings: Vec<String>,
+}
+
+/// A size in the largest binary unit that gives a whole number, as
+/// `--memory` takes it ("256M"), else in bytes.
+fn size(bytes: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> std::io::Result<()> {
@@ -76,7 +97,10 @@ fn access_w(p: &Path) -> bool {
     })
 }
 
-/// Sets up the limits for a box; `name` names its cgroups.
+/// Sets up the limits for a box; `name` names its cgroups. A limit that
+/// would not hold for the box as a whole (an rlimit standing in for a
+/// cgroup, or nothing at all) is an error, unless `best_effort`: then the
+/// run gets what holds instead, and `warnings` say what that is.
 pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement, SandboxError> {
     let mut e = Enforcement::default();
     if !l.any() {
@@ -84,7 +108,6 @@ pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement,
     }
     let leaf = format!("cowl-{name}-{}", std::process::id());
     let err = |what: String| SandboxError::Unsupported(what);
-    let mut missing = Vec::new();
     let needed: Vec<&str> = [
         ("memory", l.memory.is_some()),
         ("pids", l.pids.is_some()),
@@ -136,9 +159,15 @@ pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement,
     let v1_set = |dir: &Path, f: &str, v: String| {
         write(dir, f, &v).map_err(|x| err(format!("cannot set {f} in {}: {x}", dir.display())))
     };
+    // Limits that hold box-wide, and (only with --best-effort) the
+    // rlimits that stand in for those that cannot.
     let mut rl = Vec::new();
     let mut report = Vec::new();
+    // Each limit that does not hold box-wide: what holds instead, as a
+    // line of the -v report and as the sentence that warns or refuses.
+    let mut instead: Vec<(String, String)> = Vec::new();
     if let Some(m) = l.memory {
+        let shown = size(m);
         if let Some(d) = v1_dir("memory")? {
             v1_set(&d, "memory.limit_in_bytes", m.to_string())?;
             // With swap accounting, swap counts too; without it, nothing to set.
@@ -146,8 +175,9 @@ pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement,
             report.push(format!("memory {m} bytes: cgroup v1 memory.limit_in_bytes"));
         } else {
             rl.push((libc::RLIMIT_AS, m));
-            report.push(format!(
-                "memory {m} bytes: RLIMIT_AS (address space, a rougher measure than memory used)"
+            instead.push((
+                format!("memory {shown}: RLIMIT_AS, per process, not box-wide (--best-effort)"),
+                format!("memory {shown} is not enforced box-wide: each process is limited to {shown} of address space (RLIMIT_AS), so several processes together can use more"),
             ));
         }
     }
@@ -156,11 +186,15 @@ pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement,
             v1_set(&d, "pids.max", p.to_string())?;
             report.push(format!("pids {p}: cgroup v1 pids.max"));
         } else if root {
-            missing.push("a process limit (as root, RLIMIT_NPROC does not apply and there is no pids cgroup)".to_owned());
+            instead.push((
+                format!("pids {p}: not enforced (--best-effort)"),
+                format!("pids {p} is not enforced at all: there is no pids cgroup, and RLIMIT_NPROC does not apply to root"),
+            ));
         } else {
             rl.push((libc::RLIMIT_NPROC, p));
-            report.push(format!(
-                "pids {p}: RLIMIT_NPROC (counts all of your processes, not only the box's)"
+            instead.push((
+                format!("pids {p}: RLIMIT_NPROC, all of your user's processes, not box-wide (--best-effort)"),
+                format!("pids {p} is not enforced box-wide: RLIMIT_NPROC limits all of your user's processes, the box's and every other, to {p} (a fork in the box fails once you have {p} in all)"),
             ));
         }
     }
@@ -170,25 +204,36 @@ pub fn prepare(l: &Limits, name: &str, best_effort: bool) -> Result<Enforcement,
             v1_set(&d, "cpu.cfs_quota_us", ((c * 100_000.0) as u64).to_string())?;
             report.push(format!("cpus {c}: cgroup v1 cpu.cfs_quota_us"));
         } else {
-            missing.push(
-                "a CPU limit (no delegated cgroup v2 cpu controller, and cgroup v1 needs root)"
-                    .to_owned(),
-            );
+            instead.push((
+                format!("cpus {c}: not enforced (--best-effort)"),
+                format!("cpus {c} is not enforced at all: there is no delegated cgroup v2 cpu controller, and cgroup v1 needs root"),
+            ));
         }
     }
-    e.rlimits = rl;
     e.report = report;
-    if !missing.is_empty() {
-        let what = missing.join("; ");
-        if best_effort {
-            e.report.push(format!("NOT enforced: {what}"));
-            eprintln!("cowl: warning: not enforced here: {what}");
+    if instead.is_empty() {
+        return Ok(e);
+    }
+    if !best_effort {
+        cleanup(&e);
+        let remedy = if root {
+            "mount the cgroup controllers they need (cgroup v2, or cgroup v1's memory, pids and cpu)"
         } else {
-            cleanup(&e);
-            return Err(err(format!(
-                "cannot enforce {what}: delegate cgroup v2 controllers to your user (systemd: Delegate=yes), run as root, or pass --best-effort"
-            )));
-        }
+            "run cowl in a cgroup v2 delegated to your user with the memory, pids and cpu controllers (systemd: `systemd-run --user --scope cowl run …`, with Delegate=yes for user@.service), or run cowl as root"
+        };
+        return Err(err(format!(
+            "refusing to run with a limit that does not hold for the box as a whole: {}. To have limits hold box-wide, {remedy}; or pass --best-effort to run with only what holds instead",
+            instead
+                .iter()
+                .map(|(_, why)| why.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    e.rlimits = rl;
+    for (line, why) in instead {
+        e.report.push(line);
+        e.warnings.push(why);
     }
     Ok(e)
 }
@@ -227,6 +272,15 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_as_memory_takes_them() {
+        assert_eq!(size(256 << 20), "256M");
+        assert_eq!(size(3 << 29), "1536M");
+        assert_eq!(size(2 << 30), "2G");
+        assert_eq!(size(1536), "1536 bytes");
+        assert_eq!(size(1000), "1000 bytes");
+    }
 
     #[test]
     fn sizes_parse_with_binary_units() {

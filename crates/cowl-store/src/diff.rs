@@ -256,8 +256,19 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// `prefix` and a path as one label of a patch, quoted as a whole when
+/// the path needs it (as git writes `"a/name\twith a tab"`).
+fn patch_label(prefix: &str, p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut b = prefix.as_bytes().to_vec();
+    b.extend_from_slice(p.as_os_str().as_bytes());
+    crate::quote::bytes(&b).to_string()
+}
+
 /// A unified diff of one change for `--patch`: text files line by line,
-/// anything else as one line.
+/// anything else as one line. Names are quoted and the content's control
+/// characters escaped (see `quote`): what a box wrote cannot rewrite the
+/// reviewer's screen.
 pub fn patch(c: &Change) -> String {
     let read = |p: &Option<PathBuf>| -> Option<Vec<u8>> {
         match p {
@@ -265,7 +276,7 @@ pub fn patch(c: &Change) -> String {
             Some(p) => std::fs::read(p).ok(),
         }
     };
-    let label = c.path.display().to_string();
+    let label = crate::quote::path(&c.path);
     let is_file = c.kind == EntryKind::File;
     if !is_file || c.change == ChangeKind::MetadataChanged {
         return format!("{} {} ({})\n", c.change.letter(), label, c.kind.as_str());
@@ -289,23 +300,32 @@ pub fn patch(c: &Change) -> String {
     };
     match (text(&before), text(&after)) {
         (Some(x), Some(y)) => {
+            let (a, b) = (patch_label("a", &c.path), patch_label("b", &c.path));
             let from = if c.change == ChangeKind::Added {
                 "/dev/null".to_owned()
             } else {
-                format!("a{label}")
+                a.clone()
             };
             let to = if c.change == ChangeKind::Deleted {
                 "/dev/null".to_owned()
             } else {
-                format!("b{label}")
+                b.clone()
             };
-            format!(
-                "diff --cowl a{label} b{label}\n{}",
-                similar::TextDiff::from_lines(&x, &y)
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&from, &to)
-            )
+            let hunks = similar::TextDiff::from_lines(&x, &y)
+                .unified_diff()
+                .context_radius(3)
+                .header(&from, &to)
+                .to_string();
+            let mut out = format!("diff --cowl {a} {b}\n");
+            for line in hunks.split_inclusive('\n') {
+                let (body, end) = match line.strip_suffix('\n') {
+                    Some(body) => (body, "\n"),
+                    None => (line, ""),
+                };
+                out.push_str(&crate::quote::content_line(body));
+                out.push_str(end);
+            }
+            out
         }
         _ => format!("Binary file {label} differs\n"),
     }

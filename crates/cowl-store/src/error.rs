@@ -28,7 +28,7 @@ pub enum StoreError {
     },
     /// A path inside a box is not what cowl made it: a symlink, a file where a
     /// directory should be, or owned by someone else (the CVE-2024-42472 class).
-    #[error("{path} has been tampered with ({what}); cowl refuses to use it. Inspect it, then remove the box with `cowl rm --force {name}`")]
+    #[error("{} has been tampered with ({what}); cowl refuses to use it. Inspect it, then remove the box with `cowl rm --force {name}`", crate::quote::path(.path))]
     Tampered {
         /// The box.
         name: String,
@@ -38,7 +38,7 @@ pub enum StoreError {
         what: String,
     },
     /// Reading or writing a file of the store failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {}: {source}", crate::quote::path(.path))]
     Io {
         /// What cowl was doing.
         op: &'static str,

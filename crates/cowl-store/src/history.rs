@@ -766,7 +766,7 @@ pub fn recover(b: &BoxDir) -> Result<(), StoreError> {
 pub struct VerifyFailure {
     /// The first version that does not match.
     pub version: u64,
-    /// Why.
+    /// Why, for a human: a path in it is quoted (see `quote`).
     pub reason: String,
 }
 
@@ -810,7 +810,10 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         if let Some(path) =
             crate::manifest::verify_layer_mapped(&v.layer(), &v.manifest, &b.pending_dir(), map)?
         {
-            return fail(format!("/{path} differs from the manifest"));
+            return fail(format!(
+                "{} differs from the manifest",
+                crate::quote::text(&format!("/{path}"))
+            ));
         }
         parent = Some(v.manifest.digest.clone());
     }

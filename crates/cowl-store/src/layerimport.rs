@@ -85,7 +85,7 @@ pub enum ImportError {
     #[error("the layer archive is not a valid tar stream: {0}")]
     Malformed(#[source] io::Error),
     /// Creating an entry failed.
-    #[error("extract {path}: {source}")]
+    #[error("extract {}: {source}", crate::quote::text(.path))]
     Extract {
         /// The entry.
         path: String,

@@ -34,7 +34,7 @@ pub const PAX_XATTR: &str = "SCHILY.xattr.";
 #[derive(Debug, thiserror::Error)]
 pub enum LayerTarError {
     /// Reading the layer failed.
-    #[error("read {path}: {source}")]
+    #[error("read {}: {source}", crate::quote::path(.path))]
     Read {
         /// The layer path.
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum LayerTarError {
     #[error("write the layer's tar stream: {0}")]
     Write(#[source] io::Error),
     /// The layer holds something an OCI layer cannot carry.
-    #[error("{path} cannot be put in a tar layer: {what}")]
+    #[error("{} cannot be put in a tar layer: {what}", crate::quote::path(.path))]
     Unrepresentable {
         /// The layer path.
         path: PathBuf,
@@ -343,7 +343,7 @@ impl io::Read for Exact<'_> {
             if self.inner.read(&mut probe)? != 0 {
                 return Err(io::Error::other(format!(
                     "{} grew while it was read",
-                    self.path.display()
+                    crate::quote::path(self.path)
                 )));
             }
             return Ok(0);
@@ -355,7 +355,7 @@ impl io::Read for Exact<'_> {
         if n == 0 {
             return Err(io::Error::other(format!(
                 "{} shrank while it was read",
-                self.path.display()
+                crate::quote::path(self.path)
             )));
         }
         self.left -= n as u64;

@@ -23,6 +23,7 @@ pub mod layertar;
 pub mod manifest;
 pub mod name;
 pub mod privilege;
+pub mod quote;
 pub mod scan;
 pub mod settings;
 pub mod squash;

@@ -181,17 +181,25 @@ pub struct RunArgs {
     /// use it for apps you would let do that. Off by default.
     #[arg(long)]
     pub gui: bool,
-    /// Memory limit for this run ("2G", "512M"); box.toml `memory`.
+    /// Memory limit of the whole box for this run ("2G", "512M"); box.toml
+    /// `memory`. Needs a cgroup v2 delegated to you, or root (cgroup v1);
+    /// else refused, or with --best-effort only each process's address
+    /// space is limited (RLIMIT_AS).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
-    /// Process limit for this run; box.toml `pids`.
+    /// Process limit of the whole box for this run; box.toml `pids`. Needs
+    /// a cgroup v2 delegated to you, or root (cgroup v1); else refused, or
+    /// with --best-effort RLIMIT_NPROC, which counts all of your processes.
     #[arg(long, value_name = "N")]
     pub pids: Option<u64>,
-    /// CPU limit for this run, in CPUs (1.5); box.toml `cpus`.
+    /// CPU limit of the whole box for this run, in CPUs (1.5); box.toml
+    /// `cpus`. Needs a cgroup v2 delegated to you, or root (cgroup v1);
+    /// else refused, or with --best-effort not enforced.
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,
-    /// Run even where the kernel cannot enforce part of the policy, and say
-    /// what is missing (otherwise that is an error).
+    /// Run even where the kernel cannot enforce part of the policy, or a
+    /// limit would not hold for the box as a whole, and warn what holds
+    /// instead (otherwise that is an error).
     #[arg(long)]
     pub best_effort: bool,
     /// Hide PATH from the box for this run (repeatable; `~/` is $HOME), in

@@ -207,6 +207,11 @@ fn run(a: RunArgs) -> Result<i32> {
         );
     }
     let enforcement = cowl_sandbox::limits::prepare(&limits, name.as_str(), a.best_effort)?;
+    // What --best-effort accepted in place of a box-wide limit is said on
+    // every run, not only with -v: the user asked for more than holds.
+    for w in &enforcement.warnings {
+        eprintln!("cowl: warning: {w}");
+    }
     if a.verbose {
         for line in &enforcement.report {
             eprintln!("cowl: limit: {line}");
@@ -311,13 +316,15 @@ fn netlog(a: NetlogArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
         println!("{:<20}  {:<8} {:<8} HOST:PORT", "TIME", "VERDICT", "VIA");
+        // The host is what the box asked its proxy for: quoted, so that it
+        // cannot print a fake line of the log.
         for e in &entries {
             println!(
                 "{:<20}  {:<8} {:<8} {}:{}",
                 cowl_store::time::rfc3339(e.time),
                 e.verdict,
                 e.via,
-                e.host,
+                cowl_store::quote::text(&e.host),
                 e.port
             );
         }

@@ -22,6 +22,7 @@ use cowl_sandbox::sys;
 use cowl_store::baseline::{self, HostState};
 use cowl_store::diff::{diff_stacks, layer_paths, Change, ChangeKind, DiffRules};
 use cowl_store::layer::EntryKind;
+use cowl_store::quote;
 use cowl_store::stack::Stack;
 use cowl_store::{history, BoxDir};
 use serde::Serialize;
@@ -132,7 +133,7 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
         if !changes.iter().any(|c| c.path.starts_with(w)) {
             bail!(
                 "box {name} has no change at or under {} (`cowl diff {name}` lists them)",
-                w.display()
+                quote::path(w)
             );
         }
     }
@@ -283,7 +284,7 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
                     Err(e) => {
                         failure = Some(e.context(format!(
                             "cannot commit {} ({} path(s) before it were committed, the rest not)",
-                            c.path.display(),
+                            quote::path(&c.path),
                             report.applied.len()
                         )));
                         break;
@@ -424,7 +425,7 @@ fn finish(
             cowl_store::boxdir::remove_beneath(upper, rel).with_context(|| {
                 format!(
                     "cannot remove {} from the live layer",
-                    upper.join(rel).display()
+                    quote::path(&upper.join(rel))
                 )
             })?;
         }
@@ -531,7 +532,10 @@ fn parent_of(root: &OwnedFd, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
         {
             Err(Skip("its parent directory is not on the host (commit it too)".into()).into())
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot open /{}", parent.display()))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot open {}",
+            quote::path(&Path::new("/").join(parent))
+        ))),
     }
 }
 
@@ -544,7 +548,7 @@ fn source(c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(PathBuf, OwnedF
         .find(|l| real == &l.join(rel))
         .context("the change's source is in no layer")?;
     let lroot = sys::openat(None, layer, libc::O_DIRECTORY | libc::O_RDONLY, 0)
-        .with_context(|| format!("cannot open {}", layer.display()))?;
+        .with_context(|| format!("cannot open {}", quote::path(layer)))?;
     let fd = sys::openat2(
         lroot.as_raw_fd(),
         rel,
@@ -580,7 +584,7 @@ fn source(c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(PathBuf, OwnedF
             return Err(Skip("it changed in the box while being committed".into()).into())
         }
         Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot read {}", real.display())))
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", quote::path(real))))
         }
     };
     Ok((layer.clone(), fd))
@@ -612,7 +616,8 @@ fn remove_at(dir: &OwnedFd, name: &Path) -> Result<()> {
         None => Ok(()),
         Some(m) if is_dir_mode(m) => {
             let p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
-            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove {}", name.display()))
+            std::fs::remove_dir_all(&p)
+                .with_context(|| format!("cannot remove {}", quote::path(name)))
         }
         Some(_) => Ok(sys::unlinkat(dir.as_raw_fd(), name, false)?),
     }
@@ -736,28 +741,31 @@ fn apply(root: &OwnedFd, c: &Change, rel: &Path, layers: &[PathBuf]) -> Result<(
     Ok(())
 }
 
+/// The report: JSON with the exact names, or one line per path for a
+/// human, where names the box chose are quoted (and so are reasons and
+/// details, which may hold one).
 fn print(r: &Report, json: bool, name: &str) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
     }
     for c in &r.conflicts {
-        println!("! {}  {}", c.path.display(), c.reason);
+        println!("! {}  {}", quote::path(&c.path), quote::text(&c.reason));
     }
     for f in &r.risky {
         println!(
             "⚠ {}  {} ({}): {}",
-            f.path.display(),
+            quote::path(&f.path),
             f.rule,
             f.severity.as_str(),
-            f.detail
+            quote::text(&f.detail)
         );
     }
     for p in &r.applied {
-        println!("{} {}", p.change.letter(), p.path.display());
+        println!("{} {}", p.change.letter(), quote::path(&p.path));
     }
     for s in &r.skipped {
-        println!("- {}  not committed: {}", s.path.display(), s.reason);
+        println!("- {}  not committed: {}", quote::path(&s.path), s.reason);
     }
     if r.dry_run {
         eprintln!(

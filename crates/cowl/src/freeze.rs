@@ -155,11 +155,12 @@ impl Frozen {
             // there (a shell waiting in vfork for a child we stopped).
             while !stopped(pid, tries > 50) {
                 if start.elapsed() > std::time::Duration::from_secs(5) {
+                    // Its stat line holds its name, which the box chose.
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
                     bail!(
                         "process {pid} of the box did not stop ({})",
-                        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                            .unwrap_or_default()
-                            .trim()
+                        cowl_store::quote::text(stat.trim())
                     );
                 }
                 tries += 1;

@@ -6,6 +6,7 @@ use crate::commands::{box_name, open_store, usage};
 use anyhow::{Context as _, Result};
 use cowl_store::history::Version;
 use cowl_store::manifest::scan_layer;
+use cowl_store::quote;
 use cowl_store::scan::{scan_entries, Context, Finding, Severity};
 use cowl_store::BoxDir;
 use serde::Serialize;
@@ -181,9 +182,10 @@ fn external(cmd: &str, layer: &Path, rel: &str) -> Result<Option<Finding>> {
         // Scanners say "found" with 1 (clamscan, grep, …).
         Some(1) => {}
         code => anyhow::bail!(
-            "the scanner `{cmd}` failed on /{rel} (exit {}): {}; a scanner exits 0 for clean and 1 for found",
+            "the scanner `{cmd}` failed on {} (exit {}): {}; a scanner exits 0 for clean and 1 for found",
+            quote::text(&format!("/{rel}")),
             code.map_or("by a signal".into(), |c| c.to_string()),
-            String::from_utf8_lossy(&out.stderr).trim()
+            quote::text(String::from_utf8_lossy(&out.stderr).trim())
         ),
     }
     let text =
@@ -283,8 +285,8 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
                         "  {:<8}  {:<26}  {}  ({})",
                         r.finding.severity.as_str(),
                         r.finding.rule,
-                        r.finding.path.display(),
-                        r.finding.detail
+                        quote::path(&r.finding.path),
+                        quote::text(&r.finding.detail)
                     );
                 }
                 println!(
@@ -321,6 +323,8 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
         println!("no findings in box {name}");
         return Ok(0);
     }
+    // Paths and details hold names the box chose: quoted, so that a name
+    // cannot erase its own finding from the screen or print a fake one.
     println!("{:<7}  {:<8}  {:<26}  path", "version", "severity", "rule");
     for r in &rows {
         println!(
@@ -328,8 +332,8 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
             r.version.to_string(),
             r.finding.severity.as_str(),
             r.finding.rule,
-            r.finding.path.display(),
-            r.finding.detail
+            quote::path(&r.finding.path),
+            quote::text(&r.finding.detail)
         );
     }
     Ok(0)
@@ -429,7 +433,7 @@ pub fn export(a: crate::cli::ExportArgs) -> Result<i32> {
     if a.output != Path::new("-") {
         eprintln!(
             "cowl: wrote {} ({} entries, {} bytes of content)",
-            a.output.display(),
+            quote::path(&a.output),
             stats.entries,
             stats.bytes
         );

@@ -9,6 +9,7 @@ use cowl_sandbox::plan::{self, Plan, Spec};
 use cowl_store::diff::{diff_stacks, layer_paths, patch, ChangeKind, DiffRules};
 use cowl_store::history::{self, Layout, SnapshotRequest, Version};
 use cowl_store::manifest::Made;
+use cowl_store::quote;
 use cowl_store::squash::{self, Eligible};
 use cowl_store::stack::Stack;
 use cowl_store::{BoxDir, SnapshotPolicy, Store};
@@ -134,19 +135,16 @@ pub fn after_run(
     };
     if !stripped.is_empty() {
         let upper = b.upper();
-        let names: Vec<String> = stripped
+        let paths: Vec<PathBuf> = stripped
             .iter()
-            .map(|p| {
-                Path::new("/")
-                    .join(p.strip_prefix(&upper).unwrap_or(p))
-                    .display()
-                    .to_string()
-            })
+            .map(|p| Path::new("/").join(p.strip_prefix(&upper).unwrap_or(p)))
             .collect();
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let shown: Vec<String> = paths.iter().map(|p| quote::path(p).to_string()).collect();
         eprintln!(
             "cowl: the box set setuid, setgid or file capabilities on {} file(s); cowl removed them: {}",
             names.len(),
-            names.join(", ")
+            shown.join(", ")
         );
         history::note_stripped(b, &names)?;
     }
@@ -243,6 +241,9 @@ fn row(v: &Version) -> LogRow {
     }
 }
 
+/// One line per version. A message is text the user or the box chose (a
+/// run's command line, `snapshot -m`): it prints quoted when it holds a
+/// newline or a terminal control, so it cannot forge or hide a line.
 fn print_rows(rows: &[LogRow], indent: &str) {
     for r in rows {
         println!(
@@ -256,7 +257,7 @@ fn print_rows(rows: &[LogRow], indent: &str) {
             human_bytes(r.bytes),
             &r.digest[..12],
             if r.pinned { " pinned" } else { "" },
-            r.message
+            quote::text(&r.message)
         );
     }
 }
@@ -421,7 +422,7 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
                 "{} {:>10}  {}",
                 c.change.letter(),
                 human_bytes(c.size),
-                c.path.display()
+                quote::path(&c.path)
             )?;
         }
         writeln!(
@@ -436,7 +437,7 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
         )?;
     } else {
         for c in &changes {
-            writeln!(out, "{} {}", c.change.letter(), c.path.display())?;
+            writeln!(out, "{} {}", c.change.letter(), quote::path(&c.path))?;
         }
     }
     out.flush()?;
@@ -476,7 +477,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
                 found.len(),
                 min.as_str(),
                 found.first().map_or("", |r| r.finding.rule),
-                found.first().map_or(String::new(), |r| r.finding.path.display().to_string()),
+                found.first().map_or(String::new(), |r| quote::path(&r.finding.path).to_string()),
             );
             t
         }
