@@ -31,6 +31,8 @@ pub struct JoinTarget<'a> {
     pub cgroups: &'a [std::path::PathBuf],
     /// The rlimits of its processes.
     pub rlimits: &'a [(u32, u64)],
+    /// The joining command's environment (the policy's, as for a run).
+    pub env: &'a [(std::ffi::OsString, std::ffi::OsString)],
 }
 
 /// Runs `argv` inside a running box: enters its namespaces and supervises the
@@ -130,7 +132,8 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 landlock: target.landlock,
                 tcp_only: target.net.tcp_only(),
                 rlimits: target.rlimits,
-                env: &proxy_env(target.net),
+                env: target.env,
+                env_extra: &proxy_env(target.net),
                 report: &theirs,
             }),
             Ok(app) => app,

@@ -8,6 +8,7 @@ use crate::mountinfo::MountEntry;
 use cowl_store::{Durability, Mode, NetMode};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -36,6 +37,10 @@ pub struct Spec {
     pub binds: Vec<PathBuf>,
     /// In `proxy` network mode: what the proxies let through.
     pub proxy_allow: Vec<crate::proxy::AllowRule>,
+    /// The app's environment (the caller's, less what the policy drops).
+    pub env: Vec<(OsString, OsString)>,
+    /// Names of the caller's variables the policy dropped (credentials).
+    pub env_dropped: Vec<String>,
 }
 
 /// The display sockets `--gui` passes through, from the caller's
@@ -60,6 +65,64 @@ pub fn gui_paths(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     v
 }
 
+/// Credentials and keys under a home directory that a box cannot read
+/// unless its policy exposes them (relative to the home).
+pub const HOME_SECRETS: [&str; 27] = [
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".password-store",
+    ".local/share/keyrings",
+    ".mozilla",
+    ".config/google-chrome",
+    ".config/chromium",
+    ".git-credentials",
+    ".config/gh",
+    ".config/hub",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".config/containers/auth.json",
+    ".vault-token",
+    ".terraform.d/credentials.tfrc.json",
+    ".config/op",
+    ".pgpass",
+    ".my.cnf",
+    ".config/rclone",
+];
+
+/// Sockets and secrets under a user's runtime directory
+/// (`$XDG_RUNTIME_DIR`, `/run/user/UID`).
+pub const RUNTIME_SECRETS: [&str; 11] = [
+    "gnupg",
+    "bus",
+    "keyring",
+    "wayland-0",
+    "wayland-1",
+    "wayland-2",
+    "pulse",
+    "pipewire-0",
+    "ssh-agent.socket",
+    "gcr",
+    "containers/auth.json",
+];
+
+/// The secrets of one home directory.
+pub fn home_secrets(home: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    HOME_SECRETS.iter().map(move |rel| home.join(rel))
+}
+
+/// The secrets of one runtime directory.
+pub fn runtime_secrets(runtime: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    RUNTIME_SECRETS.iter().map(move |rel| runtime.join(rel))
+}
+
 /// What a box cannot read unless its policy exposes it: credentials, keys,
 /// browser profiles, and the sockets of agents and desktop buses. `home` and
 /// `runtime` are the caller's `$HOME` and `$XDG_RUNTIME_DIR`.
@@ -70,39 +133,10 @@ pub fn default_hidden(
 ) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(h) = home {
-        for rel in [
-            ".ssh",
-            ".gnupg",
-            ".aws",
-            ".azure",
-            ".config/gcloud",
-            ".kube",
-            ".docker",
-            ".netrc",
-            ".password-store",
-            ".local/share/keyrings",
-            ".mozilla",
-            ".config/google-chrome",
-            ".config/chromium",
-        ] {
-            v.push(h.join(rel));
-        }
+        v.extend(home_secrets(h));
     }
     if let Some(r) = runtime {
-        for rel in [
-            "gnupg",
-            "bus",
-            "keyring",
-            "wayland-0",
-            "wayland-1",
-            "wayland-2",
-            "pulse",
-            "pipewire-0",
-            "ssh-agent.socket",
-            "gcr",
-        ] {
-            v.push(r.join(rel));
-        }
+        v.extend(runtime_secrets(r));
     }
     v.extend(ssh_auth_sock.map(Path::to_path_buf));
     v.push(PathBuf::from("/run/dbus/system_bus_socket"));
@@ -167,8 +201,12 @@ pub enum SkeletonKind {
         /// The link's target.
         target: PathBuf,
     },
-    /// A file (or socket or fifo) bound read-only from the host.
+    /// A file (or fifo) bound read-only from the host.
     File,
+    /// A socket: an empty placeholder, never the host's socket. A read-only
+    /// bind of a socket still lets the box connect to its listener (a
+    /// bind-mounted docker.sock would hand it root on the host).
+    Socket,
 }
 
 /// One overlay (or read-only view) of the box.
@@ -180,6 +218,11 @@ pub struct LayerMount {
     pub versions: Vec<PathBuf>,
     /// The lowest layer.
     pub base: Base,
+    /// Host paths below `path` (relative to it) that the box must not see:
+    /// whited out in a layer between the box's versions and the host's
+    /// directory, so they stay hidden should they appear while the box runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<PathBuf>,
 }
 
 impl LayerMount {
@@ -206,9 +249,14 @@ pub struct Plan {
     pub durability: Durability,
     /// The box directory in the store.
     pub box_dir: PathBuf,
-    /// Paths the box cannot read: the store, and the policy's hidden paths
-    /// (resolved on the host, symlinks followed).
+    /// Paths the box cannot read: the store, and the policy's hidden paths,
+    /// as given and resolved on the host (symlinks followed, existing or not).
     pub hidden: Vec<PathBuf>,
+    /// Hidden paths that no overlay's whiteouts hide (below a read-only
+    /// view), and sockets bound onto files: covered with an empty mount at
+    /// start wherever the box would see them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub covered: Vec<PathBuf>,
     /// System calls allowed back through the seccomp filter.
     pub allow_syscalls: Vec<String>,
     /// The Landlock domain.
@@ -217,6 +265,11 @@ pub struct Plan {
     pub binds: Vec<PathBuf>,
     /// In `proxy` network mode: what the proxies let through.
     pub proxy_allow: Vec<crate::proxy::AllowRule>,
+    /// The app's environment; not printed (it is the caller's own).
+    #[serde(skip)]
+    pub env: Vec<(OsString, OsString)>,
+    /// Names of the caller's variables the app does not get (credentials).
+    pub env_dropped: Vec<String>,
     /// The overlays, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
@@ -250,6 +303,7 @@ pub fn resolve(
     versions: &[PathBuf],
     mounts: &[MountEntry],
 ) -> Plan {
+    let hidden = hidden_paths(store, &spec.hide);
     // Every mount point of the host except the root and the kernel's own
     // trees. Mounts under the store count: they still lock what is above them.
     let points: BTreeSet<PathBuf> = mounts
@@ -257,10 +311,22 @@ pub fn resolve(
         .map(|m| m.mount_point.clone())
         .filter(|p| p != Path::new("/") && !is_under_any(p, &SPECIAL_DIRS))
         .collect();
+    // A socket bound onto a file is never the host's in the box: a
+    // placeholder in a skeleton, and covered wherever a read-only view of a
+    // tree would carry it (see SkeletonKind::Socket).
+    let sockets: Vec<PathBuf> = points
+        .iter()
+        .filter(|p| {
+            std::fs::symlink_metadata(p)
+                .map(|m| m.file_type().is_socket())
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
     let mut layers = Vec::new();
     match spec.mode {
-        Mode::System => place_privileged(&points, store, &mut layers),
-        Mode::Rootless => place_rootless(&points, store, &mut layers),
+        Mode::System => place_privileged(&points, store, &hidden, &mut layers),
+        Mode::Rootless => place_rootless(&points, store, &hidden, &mut layers),
     }
     // A private directory below an overlaid one is mounted on top of it.
     for p in PRIVATE_DIRS.map(Path::new) {
@@ -274,6 +340,8 @@ pub fn resolve(
             .cmp(&depth(&b.path))
             .then_with(|| a.path.cmp(&b.path))
     });
+    let mut covered = assign_hidden(&mut layers, &hidden);
+    covered.extend(sockets);
     Plan {
         box_name: spec.box_name.clone(),
         mode: spec.mode,
@@ -282,19 +350,99 @@ pub fn resolve(
         cwd: spec.cwd.clone(),
         durability: spec.durability,
         box_dir: box_dir.to_owned(),
-        hidden: std::iter::once(store.to_owned())
-            .chain(
-                spec.hide
-                    .iter()
-                    .filter_map(|p| std::fs::canonicalize(p).ok()),
-            )
-            .collect(),
+        hidden,
+        covered,
         allow_syscalls: spec.allow_syscalls.clone(),
         landlock: spec.landlock.clone(),
         binds: spec.binds.clone(),
         proxy_allow: spec.proxy_allow.clone(),
+        env: spec.env.clone(),
+        env_dropped: spec.env_dropped.clone(),
         layers,
     }
+}
+
+/// The store and the policy's hidden paths, each as given (a symlink
+/// itself) and as resolved on the host (what it leads to), whether it
+/// exists yet or not; none below another.
+fn hidden_paths(store: &Path, hide: &[PathBuf]) -> Vec<PathBuf> {
+    let mut all: BTreeSet<PathBuf> = BTreeSet::new();
+    all.insert(store.to_owned());
+    for p in hide.iter().filter(|p| p.is_absolute()) {
+        all.insert(normal(p));
+        all.insert(resolve_existing(p));
+    }
+    let all: Vec<PathBuf> = all.into_iter().collect();
+    all.iter()
+        .filter(|p| !all.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect()
+}
+
+/// `p` without `.` and `..` components (lexically).
+fn normal(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `p` with symlinks resolved as far as it exists on the host; the rest
+/// appended as given.
+fn resolve_existing(p: &Path) -> PathBuf {
+    let p = normal(p);
+    let mut head = p.clone();
+    let mut tail = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&head) {
+            let mut out = real;
+            for t in tail.iter().rev() {
+                out.push(t);
+            }
+            return out;
+        }
+        match (head.file_name().map(|n| n.to_owned()), head.parent()) {
+            (Some(name), Some(parent)) => {
+                tail.push(name);
+                head = parent.to_owned();
+            }
+            _ => return p,
+        }
+    }
+}
+
+/// Gives each hidden path to the deepest overlay of a host directory that
+/// holds it (to be whited out there); returns those no overlay holds and
+/// that are not simply left out of a skeleton: they are covered by a mount.
+fn assign_hidden(layers: &mut [LayerMount], hidden: &[PathBuf]) -> Vec<PathBuf> {
+    let mut covered = Vec::new();
+    for h in hidden {
+        let deepest = layers
+            .iter_mut()
+            .filter(|l| l.path != *h && h.starts_with(&l.path))
+            .max_by_key(|l| depth(&l.path));
+        match deepest {
+            Some(l) if l.base == Base::Host => {
+                if let Ok(rel) = h.strip_prefix(&l.path) {
+                    l.hidden.push(rel.to_owned());
+                }
+            }
+            // The box's own empty directory: nothing of the host to hide.
+            Some(l) if l.base == Base::Empty => {}
+            // In a skeleton, a hidden entry is left out (skeleton_level);
+            // one below a skeleton entry that is not a directory cannot be.
+            Some(l) if matches!(l.base, Base::Skeleton { .. }) => {}
+            _ => covered.push(h.clone()),
+        }
+    }
+    covered
 }
 
 /// Gives each layer the versions that hold something for it, newest first.
@@ -342,15 +490,30 @@ fn layer(path: &Path, base: Base) -> LayerMount {
         path: path.to_owned(),
         versions: Vec::new(),
         base,
+        hidden: Vec::new(),
     }
+}
+
+fn is_hidden(p: &Path, hidden: &[PathBuf]) -> bool {
+    hidden.iter().any(|h| p.starts_with(h))
 }
 
 /// As real root with the mount namespace made before the user namespace,
 /// host mounts are not locked: one overlay of `/`, and one per nested mount.
-fn place_privileged(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
+fn place_privileged(
+    points: &BTreeSet<PathBuf>,
+    store: &Path,
+    hidden: &[PathBuf],
+    out: &mut Vec<LayerMount>,
+) {
     out.push(layer(Path::new("/"), Base::Host));
     for p in points {
-        if is_under_any(p, &PRIVATE_DIRS) || p.starts_with(store) {
+        if is_under_any(p, &PRIVATE_DIRS) || p.starts_with(store) || is_hidden(p, hidden) {
+            continue;
+        }
+        // A file mount point is the root overlay's (until mounts are
+        // classified); only directories get an overlay of their own.
+        if !p.is_dir() {
             continue;
         }
         out.push(layer(p, Base::Host));
@@ -365,9 +528,14 @@ fn place_privileged(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<Laye
 /// still land in the layer at the same paths. Each directory without mounts
 /// below gets its own overlay of the host's, except an empty one, which the
 /// skeleton stands for at no cost.
-fn place_rootless(points: &BTreeSet<PathBuf>, store: &Path, out: &mut Vec<LayerMount>) {
+fn place_rootless(
+    points: &BTreeSet<PathBuf>,
+    store: &Path,
+    hidden: &[PathBuf],
+    out: &mut Vec<LayerMount>,
+) {
     let mut entries = Vec::new();
-    skeleton_level(Path::new("/"), points, store, &mut entries, out);
+    skeleton_level(Path::new("/"), points, store, hidden, &mut entries, out);
     for p in PRIVATE_DIRS {
         let p = Path::new(p);
         if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
@@ -402,6 +570,7 @@ fn skeleton_level(
     dir: &Path,
     points: &BTreeSet<PathBuf>,
     store: &Path,
+    hidden: &[PathBuf],
     entries: &mut Vec<SkeletonEntry>,
     out: &mut Vec<LayerMount>,
 ) {
@@ -421,6 +590,10 @@ fn skeleton_level(
     names.sort();
     for name in names {
         let path = dir.join(&name);
+        if is_hidden(&path, hidden) {
+            // Left out of the skeleton: the box never sees the name.
+            continue;
+        }
         let Ok(md) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -436,7 +609,9 @@ fn skeleton_level(
                 uid: md.uid(),
                 gid: md.gid(),
             }
-        } else if ft.is_file() || ft.is_socket() || ft.is_fifo() {
+        } else if ft.is_socket() {
+            SkeletonKind::Socket
+        } else if ft.is_file() || ft.is_fifo() {
             SkeletonKind::File
         } else {
             continue;
@@ -455,7 +630,7 @@ fn skeleton_level(
         } else if PRIVATE_DIRS.iter().any(|s| Path::new(s) == p) {
             out.push(layer(p, Base::Empty));
         } else if has_mounts_below(p, points) {
-            skeleton_level(p, points, store, entries, out);
+            skeleton_level(p, points, store, hidden, entries, out);
         } else if points.contains(p) || !is_empty_dir(p) {
             out.push(layer(p, Base::Host));
         }
@@ -482,6 +657,8 @@ mod tests {
             },
             binds: Vec::new(),
             proxy_allow: Vec::new(),
+            env: Vec::new(),
+            env_dropped: Vec::new(),
         }
     }
 

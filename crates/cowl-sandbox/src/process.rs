@@ -6,6 +6,7 @@ use crate::security;
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Signals the supervisor and init handle through a signalfd: blocked in the
@@ -105,8 +106,10 @@ pub struct AppStart<'a> {
     pub tcp_only: bool,
     /// rlimits to set: (resource, value).
     pub rlimits: &'a [(u32, u64)],
-    /// Variables added to the environment (the proxies, in `proxy` mode).
-    pub env: &'a [(String, String)],
+    /// The app's whole environment.
+    pub env: &'a [(std::ffi::OsString, std::ffi::OsString)],
+    /// Variables set on top of it (the proxies, in `proxy` mode).
+    pub env_extra: &'a [(String, String)],
     /// Where to report an exec failure.
     pub report: &'a OwnedFd,
 }
@@ -141,8 +144,27 @@ pub fn exec_app(a: &AppStart) -> ! {
             let _ = sys::chdir(Path::new("/"));
         }
     }
+    // The environment is built now, in full: the caller's secrets that the
+    // policy dropped are not passed on (the app gets `envp`, not ours).
+    let mut envp: Vec<CString> = Vec::with_capacity(a.env.len() + a.env_extra.len());
     for (k, v) in a.env {
-        std::env::set_var(k, v);
+        if a.env_extra
+            .iter()
+            .any(|(x, _)| std::ffi::OsStr::new(x) == k)
+        {
+            continue;
+        }
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        if let Ok(c) = CString::new(kv) {
+            envp.push(c);
+        }
+    }
+    for (k, v) in a.env_extra {
+        if let Ok(c) = CString::new(format!("{k}={v}")) {
+            envp.push(c);
+        }
     }
     for &(res, v) in a.rlimits {
         let lim = libc::rlimit {
@@ -190,8 +212,10 @@ pub fn exec_app(a: &AppStart) -> ! {
     }
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
-    // SAFETY: argv is a NULL-terminated array of valid C strings.
-    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    let mut envs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envs.push(std::ptr::null());
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+    unsafe { libc::execvpe(ptrs[0], ptrs.as_ptr(), envs.as_ptr()) };
     let e = std::io::Error::last_os_error();
     let code = if e.raw_os_error() == Some(libc::ENOENT) {
         127

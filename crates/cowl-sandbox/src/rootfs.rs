@@ -136,6 +136,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     // Make every overlay, deepest first: an overlay whose upper lies inside
     // another's upper must exist before that other one, or the kernel reports
     // the inner upper as in use.
+    let mut fallen_back: Vec<PathBuf> = Vec::new();
     let mut mounted: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.layers.len());
     for _ in &plan.layers {
         mounted.push(None);
@@ -151,10 +152,15 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         match make_layer(plan, caller, l, i, &box_fd, &upper, &work, &empty, &scratch) {
             Ok(fd) => mounted[i] = Some(fd),
             Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
-            Err(e) => warn(format!(
-                "{} is visible read-only: it cannot be overlaid ({e})",
-                l.path.display()
-            )),
+            Err(e) => {
+                warn(format!(
+                    "{} is visible read-only: it cannot be overlaid ({e})",
+                    l.path.display()
+                ));
+                // Shown as the host's own: what its whiteouts would have
+                // hidden is covered instead.
+                fallen_back.extend(l.hidden.iter().map(|h| l.path.join(h)));
+            }
         }
     }
 
@@ -225,7 +231,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     crate::kernelfs::mount_proc(&in_root)?;
     crate::kernelfs::mount_dev(&in_root)?;
     crate::kernelfs::mount_sys(&in_root)?;
-    for h in &plan.hidden {
+    for h in plan.covered.iter().chain(&fallen_back) {
         mask(h, &in_root).map_err(op("hide", h))?;
     }
     for p in &plan.binds {
@@ -296,6 +302,14 @@ fn make_layer(
         lowers.push(fd_path(&fd));
         keep.push(fd);
     }
+    if !l.hidden.is_empty() && l.base == Base::Host {
+        // Between the box's versions and the host: whiteouts of the hidden
+        // paths, so the host's copies stay hidden however they change.
+        let fd = hiding_layer(l, index, scratch, plan.mode, caller)
+            .map_err(op("build the hiding layer of"))?;
+        lowers.push(fd_path(&fd));
+        keep.push(fd);
+    }
     match &l.base {
         Base::Host if !l.versions.is_empty() && plan.box_dir.starts_with(&l.path) => {
             // The box's versions live below this host directory (the store is
@@ -336,7 +350,7 @@ fn make_layer(
                     SkeletonKind::Symlink { target } => {
                         sys::symlinkat(target, dir.as_raw_fd(), &e.name)
                     }
-                    SkeletonKind::File => sys::openat(
+                    SkeletonKind::File | SkeletonKind::Socket => sys::openat(
                         Some(dir.as_raw_fd()),
                         &e.name,
                         libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
@@ -405,6 +419,105 @@ fn make_layer(
         }
     })?;
     sys::fsmount(fs.as_raw_fd(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV).map_err(op("mount"))
+}
+
+/// A layer of whiteouts for the hidden paths below `l.path`, on the scratch
+/// filesystem: the directories on the way, as the host has them (mode,
+/// owner, times), and a whiteout (a 0/0 character device) for each hidden
+/// path, or for the first directory on its way the host does not have (so
+/// nothing there can appear while the box runs). A directory of the host
+/// the caller cannot look into is whited out whole.
+fn hiding_layer(
+    l: &LayerMount,
+    index: usize,
+    scratch: &OwnedFd,
+    mode: Mode,
+    caller: Caller,
+) -> std::io::Result<OwnedFd> {
+    let name = format!("hide{index}");
+    sys::mkdirat(scratch.as_raw_fd(), Path::new(&name), 0o755)?;
+    let root = sys::openat(
+        Some(scratch.as_raw_fd()),
+        Path::new(&name),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )?;
+    let mut made: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    let mut hidden: Vec<&PathBuf> = l.hidden.iter().collect();
+    hidden.sort_by_key(|h| h.components().count());
+    for rel in hidden {
+        let comps: Vec<_> = rel.components().collect();
+        let mut dir = sys::openat(
+            Some(root.as_raw_fd()),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )?;
+        let mut host = l.path.clone();
+        let mut here = PathBuf::new();
+        for (k, c) in comps.iter().enumerate() {
+            let name = Path::new(c.as_os_str());
+            host.push(name);
+            here.push(name);
+            let last = k + 1 == comps.len();
+            let host_dir = if last {
+                None
+            } else {
+                std::fs::symlink_metadata(&host).ok().filter(|m| m.is_dir())
+            };
+            let Some(md) = host_dir else {
+                match rustix::fs::mknodat(
+                    &dir,
+                    name,
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::Mode::empty(),
+                    rustix::fs::makedev(0, 0),
+                ) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                break;
+            };
+            let fresh = sys::mkdirat_new(dir.as_raw_fd(), name, 0o700)?;
+            let next = match sys::openat(
+                Some(dir.as_raw_fd()),
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            ) {
+                Ok(n) => n,
+                // A whiteout is already there: hidden from higher up.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => break,
+                Err(e) => return Err(e),
+            };
+            if fresh {
+                let m = md.mode() & 0o7777;
+                match mode {
+                    Mode::System => {
+                        sys::fchown(next.as_raw_fd(), md.uid(), md.gid())?;
+                        sys::fchmod(next.as_raw_fd(), m)?;
+                    }
+                    Mode::Rootless => sys::fchmod(
+                        next.as_raw_fd(),
+                        rootless_mode(m, md.uid(), md.gid(), caller),
+                    )?,
+                }
+                made.push((here.clone(), md));
+            }
+            dir = next;
+        }
+    }
+    // Times last: making entries inside a directory changes its mtime.
+    for (rel, md) in made.iter().rev() {
+        let fd = sys::openat(
+            Some(root.as_raw_fd()),
+            rel,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?;
+        sys::futimens(fd.as_raw_fd(), md.mtime(), md.mtime_nsec())?;
+    }
+    Ok(root)
 }
 
 /// A read-only overlay of the host directory `path` (over an empty one, as

@@ -374,7 +374,8 @@ fn init_main(
                 landlock: &plan.landlock,
                 tcp_only: plan.net.tcp_only(),
                 rlimits,
-                env: &proxy_env(plan.net),
+                env: &plan.env,
+                env_extra: &proxy_env(plan.net),
                 report: &sock,
             });
         }

@@ -163,6 +163,10 @@ pub struct BoxSettings {
     /// System calls allowed back through the seccomp filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_syscalls: Vec<String>,
+    /// Environment variables passed to the box although their names say
+    /// they hold credentials (dropped by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_pass: Vec<String>,
     /// Memory limit ("2G", "512M").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
@@ -203,6 +207,7 @@ impl BoxSettings {
             hide: Vec::new(),
             expose: Vec::new(),
             allow_syscalls: Vec::new(),
+            env_pass: Vec::new(),
             allow: Vec::new(),
             memory: None,
             pids: None,

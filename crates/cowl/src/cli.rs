@@ -209,17 +209,27 @@ pub struct RunArgs {
     /// Let the box read PATH of the default hidden list for this run
     /// (repeatable): ~/.ssh, ~/.gnupg, ~/.aws, ~/.azure, ~/.config/gcloud,
     /// ~/.kube, ~/.docker, ~/.netrc, ~/.password-store,
-    /// ~/.local/share/keyrings, browser profiles, and the ssh-agent,
-    /// gpg-agent, D-Bus, X11 and Wayland sockets.
+    /// ~/.local/share/keyrings, ~/.git-credentials, ~/.config/gh, ~/.npmrc,
+    /// ~/.pypirc, ~/.cargo/credentials, ~/.vault-token and more (`cowl
+    /// config BOX` lists them), browser profiles, and the ssh-agent,
+    /// gpg-agent, D-Bus, X11 and Wayland sockets. A system box hides these
+    /// in every home of the machine.
     #[arg(long, value_name = "PATH")]
     pub expose: Vec<String>,
+    /// Pass environment variable NAME to the box although its name says it
+    /// holds a credential (*_TOKEN, *SECRET*, *PASSWORD, *_API_KEY,
+    /// AWS_ACCESS_KEY_ID …, which are dropped by default), or set it with
+    /// NAME=VALUE. Repeatable; box.toml `env_pass` lists names to pass.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
     /// Print the plan (layers and mounts) instead of running anything.
     #[arg(long)]
     pub dry_run: bool,
     /// With --dry-run: print the plan as JSON.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
-    /// Say what cowl sets up, and which mechanism enforces each limit.
+    /// Say what cowl sets up, which mechanism enforces each limit, and
+    /// which environment variables the box does not get.
     #[arg(short, long)]
     pub verbose: bool,
     /// The box: 1-63 characters of a-z, 0-9, '.', '_', '-'.

@@ -124,7 +124,8 @@ fn run(a: RunArgs) -> Result<i32> {
     } else {
         Vec::new()
     };
-    let mut hide = effective_hidden(s, &a.hide, &a.expose);
+    let mut hide = effective_hidden(s, &a.hide, &a.expose, mode);
+    let (env, env_dropped) = crate::policy::app_env(std::env::vars_os(), &s.env_pass, &a.env)?;
     hide.retain(|h| !binds.iter().any(|g| h.starts_with(g)));
     if a.gui && binds.is_empty() {
         return Err(usage("--gui: neither WAYLAND_DISPLAY nor DISPLAY is set: there is no display to pass through"));
@@ -141,6 +142,8 @@ fn run(a: RunArgs) -> Result<i32> {
         hide,
         allow_syscalls: s.allow_syscalls.clone(),
         landlock,
+        env,
+        env_dropped,
     };
 
     if a.dry_run {
@@ -204,6 +207,12 @@ fn run(a: RunArgs) -> Result<i32> {
             },
             plan.hidden.len(),
             if mode == Mode::Rootless { "no capabilities" } else { "root's capabilities in the box's own user namespace" }
+        );
+    }
+    if a.verbose && !plan.env_dropped.is_empty() {
+        eprintln!(
+            "cowl: environment: not passed (credentials; --env NAME passes one): {}",
+            plan.env_dropped.join(" ")
         );
     }
     let enforcement = cowl_sandbox::limits::prepare(&limits, name.as_str(), a.best_effort)?;
@@ -380,6 +389,7 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
             net: state.net,
             cgroups: &state.cgroups,
             rlimits: &state.rlimits,
+            env: &spec.env,
         },
         &spec.command,
         &spec.cwd,
@@ -472,7 +482,7 @@ fn config(a: ConfigArgs) -> Result<i32> {
             }
         }
     } else if !changed {
-        let hidden = effective_hidden(&b.settings, &[], &[]);
+        let hidden = effective_hidden(&b.settings, &[], &[], b.settings.mode);
         if a.json {
             let mut v = serde_json::to_value(&b.settings)?;
             v["hidden_paths"] = serde_json::to_value(&hidden)?;

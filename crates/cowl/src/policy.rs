@@ -6,8 +6,8 @@ use crate::cli::RunArgs;
 use crate::commands::usage;
 use anyhow::{bail, Result};
 use cowl_sandbox::plan;
-use cowl_store::NetMode;
-use std::path::PathBuf;
+use cowl_store::{Mode, NetMode};
+use std::path::{Path, PathBuf};
 
 /// `~/x` as `$HOME/x`.
 pub(crate) fn expand(p: &str) -> PathBuf {
@@ -19,11 +19,14 @@ pub(crate) fn expand(p: &str) -> PathBuf {
 
 /// The paths a box may not read: the default list and box.toml's `hide`
 /// and the run's `--hide`, less what box.toml's `expose` or `--expose` lets
-/// through.
+/// through. A system box (run by root, often through sudo) also hides the
+/// secrets of every home of the machine, the sudo user's first, and of
+/// every user's runtime directory.
 pub(crate) fn effective_hidden(
     s: &cowl_store::BoxSettings,
     hide: &[String],
     expose: &[String],
+    mode: Mode,
 ) -> Vec<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -41,9 +44,149 @@ pub(crate) fn effective_hidden(
         env("SSH_AUTH_SOCK").as_deref(),
     );
     v.extend(extra_hidden);
+    if mode == Mode::System {
+        for home in machine_homes() {
+            v.extend(plan::home_secrets(&home));
+        }
+        for rt in dirs_in(Path::new("/run/user")) {
+            v.extend(plan::runtime_secrets(&rt));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|h| seen.insert(h.clone()));
     v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
     v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
     v
+}
+
+/// Every home directory of the machine that exists: the sudo user's (who
+/// ran `sudo cowl run --system`), each of the password database's, each
+/// directory under /home, and root's.
+fn machine_homes() -> Vec<PathBuf> {
+    let mut homes = Vec::new();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let home_of = |user: &str| {
+        passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 5 && f[0] == user)
+            .map(|f| PathBuf::from(f[5]))
+    };
+    if let Some(u) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()) {
+        // Not in /etc/passwd (a directory user): the usual place.
+        homes.push(home_of(&u).unwrap_or_else(|| Path::new("/home").join(&u)));
+    }
+    homes.extend(
+        passwd
+            .lines()
+            .filter_map(|l| l.split(':').nth(5))
+            .filter(|h| h.starts_with('/'))
+            .map(PathBuf::from),
+    );
+    homes.extend(dirs_in(Path::new("/home")));
+    homes.push(PathBuf::from("/root"));
+    let mut seen = std::collections::BTreeSet::new();
+    homes.retain(|h| h != Path::new("/") && h.is_dir() && seen.insert(h.clone()));
+    homes
+}
+
+/// The directories directly in `dir`.
+fn dirs_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an environment variable's name says it holds a credential
+/// (case-insensitive): names ending in `_TOKEN`, `PASSWORD`, `PASSWD`,
+/// `_API_KEY`, `_APIKEY`, `_ACCESS_KEY`, `_PRIVATE_KEY`, `_SIGNING_KEY`,
+/// `_CREDENTIALS` or `_CREDENTIAL`; names holding `SECRET`; and
+/// `AWS_ACCESS_KEY_ID`, `AWS_SESSION_TOKEN`, `AWS_SECURITY_TOKEN`,
+/// `GH_TOKEN`, `GITHUB_TOKEN`, `TOKEN`, `MYSQL_PWD`, `DOCKER_AUTH_CONFIG`,
+/// `NPM_CONFIG__AUTH` and `OP_SESSION_*`.
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    const SUFFIXES: [&str; 10] = [
+        "_TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "_API_KEY",
+        "_APIKEY",
+        "_ACCESS_KEY",
+        "_PRIVATE_KEY",
+        "_SIGNING_KEY",
+        "_CREDENTIALS",
+        "_CREDENTIAL",
+    ];
+    const NAMES: [&str; 9] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "GH_TOKEN",
+        "GITHUB_TOKEN",
+        "TOKEN",
+        "MYSQL_PWD",
+        "DOCKER_AUTH_CONFIG",
+        "NPM_CONFIG__AUTH",
+    ];
+    SUFFIXES.iter().any(|s| n.ends_with(s))
+        || n.contains("SECRET")
+        || NAMES.contains(&n.as_str())
+        || n.starts_with("OP_SESSION_")
+}
+
+/// An environment: (name, value) pairs.
+pub(crate) type Env = Vec<(std::ffi::OsString, std::ffi::OsString)>;
+
+/// The app's environment: the caller's, less the variables whose names say
+/// they hold credentials ([`is_secret_name`]) unless box.toml's `env_pass`
+/// or `--env NAME` passes them; `--env NAME=VALUE` sets one. Returns the
+/// environment and the names dropped.
+pub(crate) fn app_env(
+    caller: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    pass: &[String],
+    set: &[String],
+) -> Result<(Env, Vec<String>)> {
+    let mut named: Vec<&str> = pass.iter().map(String::as_str).collect();
+    let mut values = Vec::new();
+    for e in set {
+        let (name, value) = match e.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (e.as_str(), None),
+        };
+        if name.is_empty() || name.contains('\0') {
+            return Err(usage(format!(
+                "--env {e:?}: give NAME (pass the caller's value) or NAME=VALUE"
+            )));
+        }
+        match value {
+            Some(v) => values.push((name.to_owned(), v.to_owned())),
+            None => named.push(name),
+        }
+    }
+    let mut out = Vec::new();
+    let mut dropped = Vec::new();
+    for (k, v) in caller {
+        let name = k.to_string_lossy();
+        if values.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if is_secret_name(&name) && !named.contains(&name.as_ref()) {
+            dropped.push(name.into_owned());
+            continue;
+        }
+        out.push((k, v));
+    }
+    for (n, v) in values {
+        out.push((n.into(), v.into()));
+    }
+    dropped.sort();
+    Ok((out, dropped))
 }
 
 /// The run's limits: flags over box.toml.
@@ -162,4 +305,64 @@ pub(crate) fn check_syscall_names(names: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_names_are_dropped_and_others_pass() {
+        for n in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SESSION_TOKEN",
+            "GITHUB_TOKEN",
+            "gh_token",
+            "CI_JOB_TOKEN",
+            "PGPASSWORD",
+            "DB_PASSWORD",
+            "OPENAI_API_KEY",
+            "AZURE_CLIENT_SECRET",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "OP_SESSION_my",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in [
+            "PATH",
+            "HOME",
+            "AWS_REGION",
+            "AWS_PROFILE",
+            "TERM",
+            "LANG",
+            "EDITOR",
+            "KEYMAP",
+        ] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn env_passes_named_secrets_and_sets_values() {
+        let caller = vec![
+            ("PATH".into(), "/bin".into()),
+            ("GITHUB_TOKEN".into(), "t".into()),
+            ("NPM_TOKEN".into(), "n".into()),
+            ("MODE".into(), "a".into()),
+        ];
+        let (env, dropped) = app_env(
+            caller.into_iter(),
+            &["NPM_TOKEN".into()],
+            &["MODE=b".into(), "EXTRA=1".into()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("PATH"), Some("/bin".into()));
+        assert_eq!(get("GITHUB_TOKEN"), None);
+        assert_eq!(get("NPM_TOKEN"), Some("n".into()));
+        assert_eq!(get("MODE"), Some("b".into()));
+        assert_eq!(get("EXTRA"), Some("1".into()));
+        assert_eq!(dropped, ["GITHUB_TOKEN"]);
+    }
 }

@@ -46,6 +46,8 @@ impl BoxLayout {
             },
             binds: Vec::new(),
             proxy_allow: Vec::new(),
+            env: Vec::new(),
+            env_dropped: Vec::new(),
         };
         Ok(BoxLayout {
             plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),

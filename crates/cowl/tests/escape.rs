@@ -350,3 +350,277 @@ fn a_dev_null_swapped_for_a_symlink_does_not_survive_into_the_next_run() {
     assert!(host.file_type().is_char_device());
     assert!(!w.in_layers("b", std::path::Path::new("/dev/null")).exists());
 }
+
+/// Runs `script` with `sh` in a private mount namespace (as root) or in a
+/// user and mount namespace that maps the caller to itself (otherwise),
+/// with cowl at $COWL: a host with mounts of the test's own, which no other
+/// process sees.
+fn in_private_mounts(w: &World, script: &str) -> std::process::Output {
+    let ns: &[&str] = if is_root() {
+        &["--mount", "--propagation", "private"]
+    } else {
+        &["--map-current-user", "--mount", "--propagation", "private"]
+    };
+    std::process::Command::new("unshare")
+        .args(ns)
+        .args(["sh", "-c", script])
+        .env("COWL", cowl_bin())
+        .env("COWL_HOME", &w.store)
+        .current_dir(w.host())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_system_box_hides_the_secrets_of_every_home_the_sudo_users_first() {
+    // Run through sudo, an installer read the invoking user's ~/.ssh and
+    // ~/.aws and every other user's. Here /home is a tmpfs of the test's own
+    // with two users' homes, and SUDO_USER names one of them.
+    let w = World::new("system-homes");
+    let script = r#"set -e
+mount -t tmpfs none /home
+mkdir -p /home/alice/.ssh /home/alice/.aws /home/bob/.config/gh /home/bob/projects
+echo ALICE-KEY > /home/alice/.ssh/id_ed25519
+echo ALICE-AWS > /home/alice/.aws/credentials
+echo BOB-GH > /home/bob/.config/gh/hosts.yml
+echo bob-notes > /home/bob/projects/notes
+SUDO_USER=alice "$COWL" run --system s -- sh -c 'cat /home/alice/.ssh/id_ed25519 /home/alice/.aws/credentials /home/bob/.config/gh/hosts.yml /home/bob/projects/notes; true'
+echo ---
+SUDO_USER=alice "$COWL" run --system --expose /home/alice/.ssh s -- cat /home/alice/.ssh/id_ed25519
+"#;
+    let out = in_private_mounts(&w, script);
+    if !is_root() {
+        // Only root can run a system box; the refusal says so.
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("sudo"), "{}", stderr(&out));
+        return;
+    }
+    assert_success(&out, "system homes");
+    let text = stdout(&out);
+    let (hidden, exposed) = text.split_once("---\n").unwrap();
+    for secret in ["ALICE-KEY", "ALICE-AWS", "BOB-GH"] {
+        assert!(!hidden.contains(secret), "{secret} readable: {text}");
+    }
+    assert!(hidden.contains("bob-notes"), "{text}");
+    assert_eq!(exposed, "ALICE-KEY\n", "--expose opens one on purpose");
+}
+
+#[test]
+fn a_hidden_path_that_appears_while_the_box_runs_stays_hidden() {
+    // Hiding was decided once, at start: a ~/.aws made on the host while
+    // the box ran was readable from it and from a joined run.
+    let mut modes = vec![vec![]];
+    if is_root() {
+        modes.push(vec!["--system"]);
+    }
+    for extra in modes {
+        let w = World::new("late-secret");
+        let home = w.host().join("home");
+        // ~/.config is there from the start, ~/.aws and ~/.password-store
+        // are not: both kinds of later secrets stay hidden.
+        std::fs::create_dir_all(home.join(".config")).unwrap();
+        // Told to go on by SIGUSR1 (which cowl forwards): a file made on the
+        // host would do, but the box may not see it once it looked for it.
+        let script = "go=; trap 'go=1' USR1; while [ -z \"$go\" ]; do sleep 0.05; done; cat ~/.aws/credentials ~/.password-store/x ~/.config/gh/hosts.yml 2>/dev/null; ls -a ~ ~/.config";
+        let mut args = vec!["run"];
+        args.extend_from_slice(&extra);
+        args.extend(["b", "--", "sh", "-c", script]);
+        let first = w
+            .cowl()
+            .env("HOME", &home)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let state = w.store.join("boxes/b/state");
+        wait_until(|| state.exists());
+        for (dir, file, text) in [
+            (".aws", "credentials", "AWS-SECRET"),
+            (".password-store", "x", "PASS-SECRET"),
+            (".config/gh", "hosts.yml", "GH-SECRET"),
+        ] {
+            std::fs::create_dir_all(home.join(dir)).unwrap();
+            std::fs::write(home.join(dir).join(file), text).unwrap();
+        }
+        let mut join_args = vec!["run"];
+        join_args.extend_from_slice(&extra);
+        join_args.extend([
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.aws/credentials ~/.password-store/x ~/.config/gh/hosts.yml 2>/dev/null; ls -a ~ ~/.config",
+        ]);
+        let joined = w
+            .cowl()
+            .env("HOME", &home)
+            .args(&join_args)
+            .output()
+            .unwrap();
+        assert_success(&joined, "joined run");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(first.id() as i32, libc::SIGUSR1) };
+        let first = first.wait_with_output().unwrap();
+        for (what, out) in [("running box", &first), ("joined run", &joined)] {
+            let text = stdout(out);
+            let names: Vec<&str> = text.lines().collect();
+            assert!(!text.contains("SECRET"), "{extra:?} {what}: {text}");
+            for hidden in [".aws", ".password-store", "gh"] {
+                assert!(!names.contains(&hidden), "{extra:?} {what}: {text}");
+            }
+            assert!(names.contains(&".config"), "{extra:?} {what}: {text}");
+        }
+    }
+}
+
+#[test]
+fn credentials_of_common_tools_are_hidden_by_default() {
+    let w = World::new("more-secrets");
+    let home = w.host().join("home");
+    let files = [
+        ".git-credentials",
+        ".config/gh/hosts.yml",
+        ".config/hub",
+        ".npmrc",
+        ".pypirc",
+        ".cargo/credentials",
+        ".cargo/credentials.toml",
+        ".docker/config.json",
+        ".config/containers/auth.json",
+        ".vault-token",
+        ".terraform.d/credentials.tfrc.json",
+        ".config/op/config",
+        ".local/share/keyrings/login.keyring",
+    ];
+    for f in files {
+        let p = home.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("SECRET {f}")).unwrap();
+    }
+    std::fs::write(home.join(".cargo/config.toml"), "fine").unwrap();
+    let script = files
+        .iter()
+        .map(|f| format!("cat ~/{f} 2>/dev/null;"))
+        .collect::<String>()
+        + " cat ~/.cargo/config.toml";
+    let out = w
+        .cowl()
+        .env("HOME", &home)
+        .args(["run", "b", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "fine", "{}", stderr(&out));
+}
+
+#[test]
+fn credential_variables_are_dropped_unless_passed_on_purpose() {
+    let w = World::new("secret-env");
+    let run = |args: &[&str]| {
+        let mut v = vec!["run", "-v"];
+        v.extend_from_slice(args);
+        v.extend([
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "echo ${AWS_SECRET_ACCESS_KEY:-none} ${GITHUB_TOKEN:-none} ${NPM_TOKEN:-none} ${PLAIN:-none} ${SET:-none}",
+        ]);
+        w.cowl()
+            .env("AWS_SECRET_ACCESS_KEY", "aws")
+            .env("GITHUB_TOKEN", "gh")
+            .env("NPM_TOKEN", "npm")
+            .env("PLAIN", "plain")
+            .args(&v)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_success(&out, "env");
+    assert_eq!(stdout(&out), "none none none plain none\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("AWS_SECRET_ACCESS_KEY")
+            && err.contains("GITHUB_TOKEN")
+            && !err.contains("aws\n"),
+        "-v names what was dropped, not its value: {err}"
+    );
+    let out = run(&["--env", "GITHUB_TOKEN", "--env", "SET=x"]);
+    assert_eq!(stdout(&out), "none gh none plain x\n", "{}", stderr(&out));
+    assert_success(
+        &w.cmd(&["config", "b", "env_pass=[\"NPM_TOKEN\"]"]),
+        "config",
+    );
+    let out = run(&[]);
+    assert_eq!(
+        stdout(&out),
+        "none none npm plain none\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_socket_bound_onto_a_file_is_not_reachable_from_any_box() {
+    // A host listener bind-mounted onto a file (docker.sock on developer
+    // machines) would hand a box root on the host: connect() fails in every
+    // network mode, rootless and in a system box.
+    let w = World::new("bound-socket");
+    let d = w.host();
+    let mut modes = vec![""];
+    if is_root() {
+        modes.push("--system");
+    }
+    let mut runs = String::new();
+    for m in &modes {
+        for net in ["none", "host", "ports", "proxy"] {
+            runs.push_str(&format!(
+                "\"$COWL\" run {m} --net {net} b{} -- python3 -c \"$CONNECT\" {d}/app.sock\n",
+                if m.is_empty() { "" } else { "-sys" },
+                d = d.display()
+            ));
+        }
+    }
+    let script = format!(
+        r#"set -e
+cd {d}
+python3 -c 'import socket, time, sys; s = socket.socket(socket.AF_UNIX); s.bind("listener.sock"); s.listen(); open("up", "w").close(); time.sleep(60)' &
+listener=$!
+while [ ! -e up ]; do sleep 0.05; done
+touch app.sock
+mount --bind listener.sock app.sock
+python3 -c "$CONNECT" {d}/app.sock
+{runs}kill $listener
+"#,
+        d = d.display()
+    );
+    let connect = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1]); print('connected')\nexcept OSError as e:\n  print('refused', e.errno)";
+    let out = std::process::Command::new("unshare")
+        .args(if is_root() {
+            vec!["--mount", "--propagation", "private"]
+        } else {
+            vec!["--map-current-user", "--mount", "--propagation", "private"]
+        })
+        .args(["sh", "-c", &script])
+        .env("COWL", cowl_bin())
+        .env("COWL_HOME", &w.store)
+        .env("CONNECT", connect)
+        .current_dir(w.host())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_success(&out, "bound socket");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 4 * modes.len(), "{text}\n{}", stderr(&out));
+    assert_eq!(
+        lines[0], "connected",
+        "the host itself reaches its listener"
+    );
+    for l in &lines[1..] {
+        assert!(
+            l.starts_with("refused"),
+            "a box reached the host's listener: {text}"
+        );
+    }
+}
