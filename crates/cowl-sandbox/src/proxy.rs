@@ -5,8 +5,11 @@
 //! on them and connects out for what the allowlist permits. Every attempt,
 //! allowed or refused, goes to the box's network log.
 
+mod http;
+mod socks5;
+
 use serde::Serialize;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -137,8 +140,8 @@ pub fn serve(
         box_name: box_name.to_owned(),
     });
     let s2 = shared.clone();
-    std::thread::spawn(move || accept_loop(socks, s2, socks5));
-    accept_loop(http, shared, http_proxy);
+    std::thread::spawn(move || accept_loop(socks, s2, socks5::handle));
+    accept_loop(http, shared, http::handle);
 }
 
 fn accept_loop(
@@ -181,159 +184,6 @@ fn splice(a: TcpStream, b: TcpStream) {
     let _ = std::io::copy(&mut br, &mut aw);
     let _ = aw.shutdown(std::net::Shutdown::Write);
     let _ = t.join();
-}
-
-fn split_host_port(s: &str, default: u16) -> (String, u16) {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h.to_owned(), p.parse().unwrap_or(default))
-        }
-        _ => (s.to_owned(), default),
-    }
-}
-
-fn http_proxy(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let end = line == "\r\n" || line == "\n";
-        head.push(line);
-        if end || head.len() > 200 {
-            break;
-        }
-    }
-    let first = head.first().cloned().unwrap_or_default();
-    let mut parts = first.split_whitespace();
-    let (method, target, version) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("HTTP/1.1"),
-    );
-    if method.eq_ignore_ascii_case("CONNECT") {
-        let (host, port) = split_host_port(target, 443);
-        if !s.decide(&host, port) {
-            s.log(&host, port, "refused", "connect");
-            let body = s.refusal(&host, port);
-            return conn.write_all(format!("{version} 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
-        }
-        match connect(&host, port) {
-            Ok(up) => {
-                s.log(&host, port, "allowed", "connect");
-                conn.write_all(format!("{version} 200 Connection established\r\n\r\n").as_bytes())?;
-                // Bytes the client sent after the head are in the reader.
-                let pending = reader.buffer().to_vec();
-                let mut up2 = up.try_clone()?;
-                up2.write_all(&pending)?;
-                splice(conn, up);
-            }
-            Err(e) => {
-                s.log(&host, port, "failed", "connect");
-                conn.write_all(
-                    format!("{version} 502 Bad Gateway\r\nConnection: close\r\n\r\ncowl: {e}\n")
-                        .as_bytes(),
-                )?;
-            }
-        }
-        return Ok(());
-    }
-    // Plain HTTP: an absolute URI.
-    let Some(rest) = target.strip_prefix("http://") else {
-        return conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\ncowl: this proxy takes CONNECT or http:// URLs\n");
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = split_host_port(authority, 80);
-    if !s.decide(&host, port) {
-        s.log(&host, port, "refused", "http");
-        let body = s.refusal(&host, port);
-        return conn.write_all(format!("{version} 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
-    }
-    let mut up = match connect(&host, port) {
-        Ok(up) => up,
-        Err(e) => {
-            s.log(&host, port, "failed", "http");
-            return conn.write_all(
-                format!("{version} 502 Bad Gateway\r\nConnection: close\r\n\r\ncowl: {e}\n")
-                    .as_bytes(),
-            );
-        }
-    };
-    s.log(&host, port, "allowed", "http");
-    let mut out = format!("{method} {path} {version}\r\n");
-    for h in &head[1..] {
-        let lower = h.to_ascii_lowercase();
-        if lower.starts_with("proxy-") {
-            continue;
-        }
-        out.push_str(h);
-    }
-    up.write_all(out.as_bytes())?;
-    let pending = reader.buffer().to_vec();
-    up.write_all(&pending)?;
-    splice(conn, up);
-    Ok(())
-}
-
-fn socks5(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    let mut hello = [0u8; 2];
-    conn.read_exact(&mut hello)?;
-    let mut methods = vec![0u8; hello[1] as usize];
-    conn.read_exact(&mut methods)?;
-    if hello[0] != 5 || !methods.contains(&0) {
-        return conn.write_all(&[5, 0xff]);
-    }
-    conn.write_all(&[5, 0])?;
-    let mut req = [0u8; 4];
-    conn.read_exact(&mut req)?;
-    if req[1] != 1 {
-        return conn.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]);
-    }
-    let host = match req[3] {
-        1 => {
-            let mut a = [0u8; 4];
-            conn.read_exact(&mut a)?;
-            std::net::Ipv4Addr::from(a).to_string()
-        }
-        3 => {
-            let mut len = [0u8; 1];
-            conn.read_exact(&mut len)?;
-            let mut name = vec![0u8; len[0] as usize];
-            conn.read_exact(&mut name)?;
-            String::from_utf8_lossy(&name).into_owned()
-        }
-        4 => {
-            let mut a = [0u8; 16];
-            conn.read_exact(&mut a)?;
-            std::net::Ipv6Addr::from(a).to_string()
-        }
-        _ => return conn.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]),
-    };
-    let mut p = [0u8; 2];
-    conn.read_exact(&mut p)?;
-    let port = u16::from_be_bytes(p);
-    if !s.decide(&host, port) {
-        s.log(&host, port, "refused", "socks5");
-        // 2: connection not allowed by ruleset.
-        return conn.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
-    }
-    match connect(&host, port) {
-        Ok(up) => {
-            s.log(&host, port, "allowed", "socks5");
-            conn.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])?;
-            splice(conn, up);
-        }
-        Err(_) => {
-            s.log(&host, port, "failed", "socks5");
-            conn.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])?;
-        }
-    }
-    Ok(())
 }
 
 /// The environment that points an app at the proxies.
