@@ -310,16 +310,26 @@ fn netlog(a: NetlogArgs) -> Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
-        println!("{:<20}  {:<8} {:<8} HOST:PORT", "TIME", "VERDICT", "VIA");
+        println!(
+            "{:<20}  {:<8} {:<8} {:<30} REASON",
+            "TIME", "VERDICT", "VIA", "HOST:PORT"
+        );
         for e in &entries {
-            println!(
-                "{:<20}  {:<8} {:<8} {}:{}",
+            // A connection refused before it named a host has none.
+            let target = match (e.host.as_str(), e.port) {
+                ("", 0) => "-".to_owned(),
+                (h, p) if h.contains(':') => format!("[{h}]:{p}"),
+                (h, p) => format!("{h}:{p}"),
+            };
+            let line = format!(
+                "{:<20}  {:<8} {:<8} {:<30} {}",
                 cowl_store::time::rfc3339(e.time),
                 e.verdict,
                 e.via,
-                e.host,
-                e.port
+                target,
+                e.reason.as_deref().unwrap_or("")
             );
+            println!("{}", line.trim_end());
         }
     }
     Ok(0)
