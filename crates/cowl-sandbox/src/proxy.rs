@@ -8,8 +8,12 @@
 //! The proxy runs on the host, outside the box's memory and process limits,
 //! so what the box's clients send must not decide what it holds: the limits
 //! below bound each connection's memory and time and the number of
-//! connections, and a refusal says which limit it met.
+//! connections, and a refusal says which limit it met. And since a name on
+//! the allowlist can resolve to anything, the addresses it resolves to are
+//! checked too ([`destination`]): none that leads to this host passes unless
+//! the allowlist names it.
 
+mod destination;
 mod head;
 mod http;
 mod relay;
@@ -17,7 +21,7 @@ mod socks5;
 
 use serde::Serialize;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,7 +113,21 @@ impl AllowRule {
             }
             None => host == self.host,
         };
-        host_ok && self.port.map_or(port == 80 || port == 443, |p| p == port)
+        host_ok && self.port_ok(port)
+    }
+
+    /// Whether this rule names the address `ip` itself, with `port`: what
+    /// lets a name through to an address of this host ([`destination`]).
+    pub fn names(&self, ip: IpAddr, port: u16) -> bool {
+        self.port_ok(port)
+            && self
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|h| destination::canonical(h) == destination::canonical(ip))
+    }
+
+    fn port_ok(&self, port: u16) -> bool {
+        self.port.map_or(port == 80 || port == 443, |p| p == port)
     }
 }
 
@@ -174,10 +192,31 @@ impl Shared {
     }
 
     fn refusal(&self, host: &str, port: u16) -> String {
+        let target = host_port(host, port);
         format!(
-            "cowl: {host}:{port} is not on box {}'s allowlist: run with `--allow {host}:{port}`, or add it to `allow` in its box.toml (`cowl config {}`)\n",
-            self.box_name, self.box_name
+            "cowl: {target} is not on box {}'s allowlist: run with `--allow {}`, or add it to `allow` in its box.toml (`cowl config {}`)\n",
+            self.box_name,
+            shell_quoted(&target),
+            self.box_name
         )
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `s` quoted for a shell if it holds brackets or a star.
+fn shell_quoted(s: &str) -> String {
+    if s.contains(['[', '*']) {
+        format!("'{s}'")
+    } else {
+        s.to_owned()
     }
 }
 
@@ -307,8 +346,9 @@ enum Denied {
     Failed(String),
 }
 
-/// Checks `host:port` against the allowlist, resolves it and connects to
-/// the first of its addresses that answers. Logs the outcome.
+/// Checks `host:port` against the allowlist, resolves it, checks the
+/// addresses ([`destination::check`]) and connects to the first of those
+/// that passed that answers. Logs the outcome.
 fn open(s: &Shared, host: &str, port: u16, via: &str) -> Result<TcpStream, Denied> {
     if !s.decide(host, port) {
         s.log(host, port, "refused", via, Some("not on the allowlist"));
@@ -318,16 +358,51 @@ fn open(s: &Shared, host: &str, port: u16, via: &str) -> Result<TcpStream, Denie
         s.log(host, port, "failed", via, Some(&reason));
         Denied::Failed(format!("cowl: {reason}\n"))
     };
-    let name = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match (name, port).to_socket_addrs() {
+    let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(e) => return Err(fail(format!("cannot resolve {host}: {e}"))),
     };
-    let mut last = format!("{host} has no address");
-    for a in &addrs {
+    let here = match crate::net::host_addresses() {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot list this host's addresses to check {host}'s against them: {e}"
+            )))
+        }
+    };
+    let checked = destination::check(addrs, port, &s.allow, &here);
+    if checked.passed.is_empty() {
+        let Some((addr, kind)) = checked.refused.first() else {
+            return Err(fail(format!("{host} has no address")));
+        };
+        let (ip, what) = (destination::canonical(addr.ip()), kind.describe());
+        let flag = destination::allow_flag(ip, port);
+        s.log(
+            host,
+            port,
+            "refused",
+            via,
+            Some(&format!(
+                "resolves to {what} {ip}: `--allow {flag}` names the address"
+            )),
+        );
+        return Err(Denied::Refused(format!(
+            "cowl: {} resolves to {what} {ip}, which box {b} reaches only when its allowlist names the address itself: run with `--allow {flag}`, or add it to `allow` in its box.toml (`cowl config {b}`)\n",
+            host_port(host, port),
+            b = s.box_name,
+        )));
+    }
+    let skipped: Vec<String> = checked
+        .refused
+        .iter()
+        .map(|(a, kind)| format!("{} ({})", destination::canonical(a.ip()), kind.describe()))
+        .collect();
+    let note = (!skipped.is_empty()).then(|| format!("skipped {}", skipped.join(", ")));
+    let mut last = String::new();
+    for a in &checked.passed {
         match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
             Ok(up) => {
-                s.log(host, port, "allowed", via, None);
+                s.log(host, port, "allowed", via, note.as_deref());
                 return Ok(up);
             }
             Err(e) => last = format!("cannot connect to {a}: {e}"),
@@ -394,6 +469,13 @@ mod tests {
         assert!(AllowRule::parse("bad host").is_none());
         assert!(AllowRule::parse("x.org:0").is_none());
         assert!(AllowRule::parse("x.org:http").is_none());
+        assert!(r("[::1]:8000").allows("::1", 8000));
+    }
+
+    #[test]
+    fn ipv6_targets_are_written_in_brackets() {
+        assert_eq!(host_port("::1", 80), "[::1]:80");
+        assert_eq!(host_port("a.org", 80), "a.org:80");
     }
 
     #[test]

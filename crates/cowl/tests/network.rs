@@ -1,7 +1,7 @@
 //! Network modes: `none` (own namespace, loopback only), `host` (the host's
 //! network, but not its abstract unix sockets), `ports` (TCP to allowed
 //! ports only; UDP, raw and packet sockets refused), `proxy` (the allowlist,
-//! within the proxy's limits).
+//! within the proxy's limits, never to the host's own addresses by name).
 //! Loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -185,7 +185,12 @@ fn gui_passes_the_display_sockets_through_and_only_then() {
 
 /// A tiny HTTP server on 127.0.0.2 answering every request with `body`.
 fn http_server(body: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.2:0").unwrap();
+    http_server_on("127.0.0.2", body)
+}
+
+/// A tiny HTTP server on `ip` answering every request with `body`.
+fn http_server_on(ip: &str, body: &'static str) -> u16 {
+    let l = TcpListener::bind((ip, 0)).unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         use std::io::{Read, Write};
@@ -516,6 +521,97 @@ fn proxy_refuses_connections_beyond_the_cap_at_once_and_logs_them() {
             "{via}: {log:?}"
         );
     }
+}
+
+/// Asks for `localhost:PORT` through each proxy, and for `127.0.0.1:PORT`
+/// with CONNECT; prints each answer's body, or "refused" and why.
+const LOOPBACK_PROBE: &str = r#"
+import socket, sys, struct
+p = int(sys.argv[1])
+def http(line, tunnel):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(line + b"\r\nHost: x\r\n\r\n")
+    if tunnel:
+        head = s.recv(4096)
+        if b" 200 " not in head.split(b"\r\n")[0]:
+            return head
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d: break
+        data += d
+    return data
+def show(data):
+    head, _, body = data.decode().partition("\r\n\r\n")
+    if " 403 " in head.split("\r\n")[0]:
+        # localhost may resolve to ::1 first: the message names that address then.
+        names = ("--allow 127.0.0.1:%d" % p) in body or ("--allow '[::1]:%d'" % p) in body
+        return "refused:" + ("names" if names else body.strip().replace(" ", "_"))
+    return body.strip()
+def socks(name):
+    s = socket.create_connection(("127.0.0.1", 1080), timeout=10)
+    s.sendall(b"\x05\x01\x00")
+    s.recv(2)
+    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", p))
+    r = s.recv(10)
+    return "refused:%d" % r[1] if r[1] != 0 else "ok"
+print(show(http(b"GET http://localhost:%d/ HTTP/1.0" % p, False)),
+      show(http(b"CONNECT localhost:%d HTTP/1.1" % p, True)),
+      socks(b"localhost"),
+      show(http(b"CONNECT 127.0.0.1:%d HTTP/1.1" % p, True)))
+"#;
+
+/// Audit finding: the proxy checked names, not the addresses they resolve
+/// to, so an allowed name that resolves to loopback reached the host's
+/// local services.
+#[test]
+fn proxy_refuses_a_name_that_resolves_to_loopback_unless_the_address_is_allowed() {
+    let w = World::new("proxy-loopback");
+    let port = http_server_on("127.0.0.1", "local");
+    let run = |allow: &[String]| {
+        let mut args = vec!["run".to_owned(), "--net".into(), "proxy".into()];
+        for a in allow {
+            args.extend(["--allow".to_owned(), a.clone()]);
+        }
+        args.extend(["b", "--", "python3", "-c", LOOPBACK_PROBE].map(str::to_owned));
+        args.push(port.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.cmd(&args);
+        assert_success(&out, "loopback probe");
+        stdout(&out)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let by_name = format!("localhost:{port}");
+    let by_address = format!("127.0.0.1:{port}");
+
+    let v = run(std::slice::from_ref(&by_name));
+    assert_eq!(
+        v[..3],
+        ["refused:names", "refused:names", "refused:2"],
+        "{v:?}"
+    );
+    let log = netlog(&w, "b");
+    for via in ["http", "connect", "socks5"] {
+        assert!(
+            log.iter().any(|e| e["verdict"] == "refused"
+                && e["via"] == via
+                && e["host"] == "localhost"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("resolves to a loopback address"))),
+            "{via}: {log:?}"
+        );
+    }
+
+    // The address itself on the allowlist: reached by address, and by a
+    // name that resolves to it when the name is allowed too.
+    let v = run(std::slice::from_ref(&by_address));
+    assert_eq!(v[3], "local", "{v:?}");
+    let v = run(&[by_name, by_address]);
+    assert_eq!(v, ["local", "local", "ok", "local"]);
 }
 
 /// A server on 127.0.0.2 that accepts and then never sends nor closes.

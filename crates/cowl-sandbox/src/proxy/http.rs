@@ -9,13 +9,15 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
+/// Splits `host:port`, `[v6]:port` or a bare host (then `default`); the
+/// host comes without brackets.
 fn split_host_port(s: &str, default: u16) -> (String, u16) {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h.to_owned(), p.parse().unwrap_or(default))
-        }
-        _ => (s.to_owned(), default),
-    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p.parse().unwrap_or(default)),
+        _ => (s, default),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.to_owned(), port)
 }
 
 /// An HTTP response that closes the connection, with a plain text body.
@@ -129,4 +131,22 @@ pub(super) fn handle(conn: TcpStream, s: &Shared) -> io::Result<()> {
     drop(out);
     tunnel(s, &conn, &up, &early, &host, port, "http");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_host_and_port_without_brackets() {
+        for (t, host, port) in [
+            ("example.org:8443", "example.org", 8443),
+            ("example.org", "example.org", 443),
+            ("[::1]:8000", "::1", 8000),
+            ("[::1]", "::1", 443),
+            ("::1", "::1", 443),
+        ] {
+            assert_eq!(split_host_port(t, 443), (host.to_owned(), port), "{t}");
+        }
+    }
 }
