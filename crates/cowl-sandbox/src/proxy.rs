@@ -4,13 +4,67 @@
 //! listening sockets to cowl, whose proxy process, outside the box, accepts
 //! on them and connects out for what the allowlist permits. Every attempt,
 //! allowed or refused, goes to the box's network log.
+//!
+//! The proxy runs on the host, outside the box's memory and process limits,
+//! so what the box's clients send must not decide what it holds: the limits
+//! below bound each connection's memory and time and the number of
+//! connections, and a refusal says which limit it met. And since a name on
+//! the allowlist can resolve to anything, the addresses it resolves to are
+//! checked too ([`destination`]): none that leads to this host passes unless
+//! the allowlist names it.
+
+mod destination;
+mod head;
+mod http;
+mod relay;
+mod socks5;
 
 use serde::Serialize;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The longest line of an HTTP request head, request line included: 8 KiB,
+/// the default of common servers (nginx, Apache). A longer request line is
+/// answered 414, a longer header line 431.
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+/// The largest HTTP request head, all its lines together: 64 KiB (431).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most lines an HTTP request head may have, request line included:
+/// 100, Apache's limit of header fields (431).
+pub const MAX_HEAD_LINES: usize = 100;
+/// The most connections one box may have open through its two proxies at
+/// once. Further ones are refused as they come (HTTP: 503) until some
+/// close. One connection holds at most a thread's used stack, a head and
+/// its copy, or two relay buffers: about 0.25 MiB, so the proxy's memory
+/// stays within some 64 MiB whatever the box does.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client may send nothing while its HTTP request head or its
+/// SOCKS5 handshake is incomplete before the proxy drops it (HTTP: 408).
+pub const HEAD_IDLE: Duration = Duration::from_secs(60);
+/// How long an established connection may carry nothing, either way,
+/// before the proxy closes it: 10 minutes, longer than the idle time-outs
+/// of servers and the long polls of clients.
+pub const TUNNEL_IDLE: Duration = Duration::from_secs(600);
+/// How long connecting to one address of the host asked for may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The buffer of each direction of an established connection.
+const RELAY_BUFFER: usize = 16 * 1024;
+/// The stack of each connection's thread. Resolving a name (glibc's NSS
+/// modules) is the deepest thing it does; stacks are touched lazily.
+const THREAD_STACK: usize = 512 * 1024;
+/// After refusing an HTTP request, how long the proxy keeps reading (and
+/// discarding) what the client still sends, so that closing does not reset
+/// the connection before the client has read the answer.
+const LINGER: Duration = Duration::from_secs(1);
+/// The most bytes discarded in that time.
+const LINGER_BYTES: usize = 1 << 20;
+/// How long the accept loop pauses when accepting fails (out of
+/// descriptors or memory), rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The HTTP proxy's port inside the box.
 pub const HTTP_PORT: u16 = 3128;
@@ -59,7 +113,21 @@ impl AllowRule {
             }
             None => host == self.host,
         };
-        host_ok && self.port.map_or(port == 80 || port == 443, |p| p == port)
+        host_ok && self.port_ok(port)
+    }
+
+    /// Whether this rule names the address `ip` itself, with `port`: what
+    /// lets a name through to an address of this host ([`destination`]).
+    pub fn names(&self, ip: IpAddr, port: u16) -> bool {
+        self.port_ok(port)
+            && self
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|h| destination::canonical(h) == destination::canonical(ip))
+    }
+
+    fn port_ok(&self, port: u16) -> bool {
+        self.port.map_or(port == 80 || port == 443, |p| p == port)
     }
 }
 
@@ -68,20 +136,33 @@ impl AllowRule {
 pub struct LogEntry {
     /// Seconds since the epoch.
     pub time: u64,
-    /// The host asked for.
+    /// The host asked for; empty when the proxy refused the connection
+    /// before it was told one.
     pub host: String,
-    /// The port asked for.
+    /// The port asked for; 0 when not told.
     pub port: u16,
-    /// "allowed", "refused" or "failed" (allowed, but the connection failed).
+    /// "allowed", "refused", "failed" (allowed, but the connection failed)
+    /// or "closed" (allowed, then closed by the proxy for being idle).
     pub verdict: String,
-    /// "http", "connect" or "socks5".
+    /// "http", "connect" or "socks5" ("http" too for an HTTP client refused
+    /// before its request was read).
     pub via: String,
+    /// Why the proxy refused, failed or closed; for an allowed connection,
+    /// the addresses skipped on the way. Absent in logs of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 struct Shared {
     allow: Vec<AllowRule>,
     log: Mutex<Option<std::fs::File>>,
     box_name: String,
+    /// The connections open now, through both proxies.
+    open: AtomicUsize,
+    /// [`HEAD_IDLE`], or its debug-build override.
+    head_idle: Duration,
+    /// [`TUNNEL_IDLE`], or its debug-build override.
+    tunnel_idle: Duration,
 }
 
 impl Shared {
@@ -89,7 +170,7 @@ impl Shared {
         self.allow.iter().any(|r| r.allows(host, port))
     }
 
-    fn log(&self, host: &str, port: u16, verdict: &str, via: &str) {
+    fn log(&self, host: &str, port: u16, verdict: &str, via: &str, reason: Option<&str>) {
         let e = LogEntry {
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -99,6 +180,7 @@ impl Shared {
             port,
             verdict: verdict.to_owned(),
             via: via.to_owned(),
+            reason: reason.map(str::to_owned),
         };
         if let Ok(mut g) = self.log.lock() {
             if let Some(f) = g.as_mut() {
@@ -110,11 +192,55 @@ impl Shared {
     }
 
     fn refusal(&self, host: &str, port: u16) -> String {
+        let target = host_port(host, port);
         format!(
-            "cowl: {host}:{port} is not on box {}'s allowlist: run with `--allow {host}:{port}`, or add it to `allow` in its box.toml (`cowl config {}`)\n",
-            self.box_name, self.box_name
+            "cowl: {target} is not on box {}'s allowlist: run with `--allow {}`, or add it to `allow` in its box.toml (`cowl config {}`)\n",
+            self.box_name,
+            shell_quoted(&target),
+            self.box_name
         )
     }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `s` quoted for a shell if it holds brackets or a star.
+fn shell_quoted(s: &str) -> String {
+    if s.contains(['[', '*']) {
+        format!("'{s}'")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A duration for messages: "60 s", "500 ms".
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// The idle limits: [`HEAD_IDLE`] and [`TUNNEL_IDLE`]; in debug builds
+/// `COWL_DEBUG_PROXY_IDLE_MS` sets both, so tests need not wait minutes.
+fn idle_limits() -> (Duration, Duration) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("COWL_DEBUG_PROXY_IDLE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let d = Duration::from_millis(ms.max(1));
+        return (d, d);
+    }
+    (HEAD_IDLE, TUNNEL_IDLE)
 }
 
 /// Serves both proxies until the process is killed. `log` is the box's
@@ -131,209 +257,175 @@ pub fn serve(
         .create(true)
         .open(log)
         .ok();
+    let (head_idle, tunnel_idle) = idle_limits();
     let shared = Arc::new(Shared {
         allow,
         log: Mutex::new(file),
         box_name: box_name.to_owned(),
+        open: AtomicUsize::new(0),
+        head_idle,
+        tunnel_idle,
     });
     let s2 = shared.clone();
-    std::thread::spawn(move || accept_loop(socks, s2, socks5));
-    accept_loop(http, shared, http_proxy);
+    std::thread::spawn(move || accept_loop(socks, s2, "socks5", socks5::handle));
+    accept_loop(http, shared, "http", http::handle);
 }
 
+/// One of the [`MAX_CONNECTIONS`] places for an open connection, given
+/// back when dropped.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn take(shared: &Arc<Shared>) -> Option<Slot> {
+        let before = shared.open.fetch_add(1, Ordering::SeqCst);
+        if before >= MAX_CONNECTIONS {
+            shared.open.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(shared.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accepts connections and gives each a thread of its own, as long as the
+/// box has fewer than [`MAX_CONNECTIONS`] open; refuses the others at once.
 fn accept_loop(
     l: TcpListener,
     shared: Arc<Shared>,
-    handler: fn(TcpStream, &Shared) -> std::io::Result<()>,
+    via: &'static str,
+    handler: fn(TcpStream, &Shared) -> io::Result<()>,
 ) {
-    for conn in l.incoming().flatten() {
-        let s = shared.clone();
-        std::thread::spawn(move || {
-            let _ = handler(conn, &s);
-        });
-    }
-}
-
-fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-    let addrs: Vec<_> = (host.trim_start_matches('[').trim_end_matches(']'), port)
-        .to_socket_addrs()?
-        .collect();
-    let mut last = std::io::Error::other("no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, Duration::from_secs(15)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Copies both ways until both sides are done.
-fn splice(a: TcpStream, b: TcpStream) {
-    let (mut ar, mut bw) = (a.try_clone(), b.try_clone());
-    let t = std::thread::spawn(move || {
-        if let (Ok(r), Ok(w)) = (ar.as_mut(), bw.as_mut()) {
-            let _ = std::io::copy(r, w);
-            let _ = w.shutdown(std::net::Shutdown::Write);
-        }
-    });
-    let (mut br, mut aw) = (b, a);
-    let _ = std::io::copy(&mut br, &mut aw);
-    let _ = aw.shutdown(std::net::Shutdown::Write);
-    let _ = t.join();
-}
-
-fn split_host_port(s: &str, default: u16) -> (String, u16) {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h.to_owned(), p.parse().unwrap_or(default))
-        }
-        _ => (s.to_owned(), default),
-    }
-}
-
-fn http_proxy(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut head = Vec::new();
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let end = line == "\r\n" || line == "\n";
-        head.push(line);
-        if end || head.len() > 200 {
-            break;
-        }
-    }
-    let first = head.first().cloned().unwrap_or_default();
-    let mut parts = first.split_whitespace();
-    let (method, target, version) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("HTTP/1.1"),
-    );
-    if method.eq_ignore_ascii_case("CONNECT") {
-        let (host, port) = split_host_port(target, 443);
-        if !s.decide(&host, port) {
-            s.log(&host, port, "refused", "connect");
-            let body = s.refusal(&host, port);
-            return conn.write_all(format!("{version} 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
-        }
-        match connect(&host, port) {
-            Ok(up) => {
-                s.log(&host, port, "allowed", "connect");
-                conn.write_all(format!("{version} 200 Connection established\r\n\r\n").as_bytes())?;
-                // Bytes the client sent after the head are in the reader.
-                let pending = reader.buffer().to_vec();
-                let mut up2 = up.try_clone()?;
-                up2.write_all(&pending)?;
-                splice(conn, up);
+        let conn = match l.accept() {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
             }
-            Err(e) => {
-                s.log(&host, port, "failed", "connect");
-                conn.write_all(
-                    format!("{version} 502 Bad Gateway\r\nConnection: close\r\n\r\ncowl: {e}\n")
-                        .as_bytes(),
-                )?;
+        };
+        let Some(slot) = Slot::take(&shared) else {
+            let reason = format!("more than {MAX_CONNECTIONS} connections open at once");
+            shared.log("", 0, "refused", via, Some(&reason));
+            if via == "http" {
+                // Without waiting: a fresh socket's buffer takes the answer.
+                let _ = conn.set_nonblocking(true);
+                let body = format!(
+                    "cowl: box {} has {MAX_CONNECTIONS} connections open through its proxy, the most it may: close some and retry\n",
+                    shared.box_name
+                );
+                let _ = (&conn).write_all(
+                    http::response("HTTP/1.1", "503 Service Unavailable", &body).as_bytes(),
+                );
             }
-        }
-        return Ok(());
-    }
-    // Plain HTTP: an absolute URI.
-    let Some(rest) = target.strip_prefix("http://") else {
-        return conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\ncowl: this proxy takes CONNECT or http:// URLs\n");
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = split_host_port(authority, 80);
-    if !s.decide(&host, port) {
-        s.log(&host, port, "refused", "http");
-        let body = s.refusal(&host, port);
-        return conn.write_all(format!("{version} 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
-    }
-    let mut up = match connect(&host, port) {
-        Ok(up) => up,
-        Err(e) => {
-            s.log(&host, port, "failed", "http");
-            return conn.write_all(
-                format!("{version} 502 Bad Gateway\r\nConnection: close\r\n\r\ncowl: {e}\n")
-                    .as_bytes(),
-            );
-        }
-    };
-    s.log(&host, port, "allowed", "http");
-    let mut out = format!("{method} {path} {version}\r\n");
-    for h in &head[1..] {
-        let lower = h.to_ascii_lowercase();
-        if lower.starts_with("proxy-") {
             continue;
+        };
+        let spawned = std::thread::Builder::new()
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let _ = handler(conn, &slot.0);
+                drop(slot);
+            });
+        if let Err(e) = spawned {
+            let reason = format!("cannot start a thread for the connection: {e}");
+            shared.log("", 0, "refused", via, Some(&reason));
         }
-        out.push_str(h);
     }
-    up.write_all(out.as_bytes())?;
-    let pending = reader.buffer().to_vec();
-    up.write_all(&pending)?;
-    splice(conn, up);
-    Ok(())
 }
 
-fn socks5(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    let mut hello = [0u8; 2];
-    conn.read_exact(&mut hello)?;
-    let mut methods = vec![0u8; hello[1] as usize];
-    conn.read_exact(&mut methods)?;
-    if hello[0] != 5 || !methods.contains(&0) {
-        return conn.write_all(&[5, 0xff]);
+/// Why a request got no connection, with the message for the client.
+enum Denied {
+    /// The allowlist does not let it through.
+    Refused(String),
+    /// It was allowed, but resolving or connecting failed.
+    Failed(String),
+}
+
+/// Checks `host:port` against the allowlist, resolves it, checks the
+/// addresses ([`destination::check`]) and connects to the first of those
+/// that passed that answers. Logs the outcome.
+fn open(s: &Shared, host: &str, port: u16, via: &str) -> Result<TcpStream, Denied> {
+    if !s.decide(host, port) {
+        s.log(host, port, "refused", via, Some("not on the allowlist"));
+        return Err(Denied::Refused(s.refusal(host, port)));
     }
-    conn.write_all(&[5, 0])?;
-    let mut req = [0u8; 4];
-    conn.read_exact(&mut req)?;
-    if req[1] != 1 {
-        return conn.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]);
-    }
-    let host = match req[3] {
-        1 => {
-            let mut a = [0u8; 4];
-            conn.read_exact(&mut a)?;
-            std::net::Ipv4Addr::from(a).to_string()
-        }
-        3 => {
-            let mut len = [0u8; 1];
-            conn.read_exact(&mut len)?;
-            let mut name = vec![0u8; len[0] as usize];
-            conn.read_exact(&mut name)?;
-            String::from_utf8_lossy(&name).into_owned()
-        }
-        4 => {
-            let mut a = [0u8; 16];
-            conn.read_exact(&mut a)?;
-            std::net::Ipv6Addr::from(a).to_string()
-        }
-        _ => return conn.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]),
+    let fail = |reason: String| {
+        s.log(host, port, "failed", via, Some(&reason));
+        Denied::Failed(format!("cowl: {reason}\n"))
     };
-    let mut p = [0u8; 2];
-    conn.read_exact(&mut p)?;
-    let port = u16::from_be_bytes(p);
-    if !s.decide(&host, port) {
-        s.log(&host, port, "refused", "socks5");
-        // 2: connection not allowed by ruleset.
-        return conn.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
-    }
-    match connect(&host, port) {
-        Ok(up) => {
-            s.log(&host, port, "allowed", "socks5");
-            conn.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])?;
-            splice(conn, up);
+    let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => return Err(fail(format!("cannot resolve {host}: {e}"))),
+    };
+    let here = match crate::net::host_addresses() {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot list this host's addresses to check {host}'s against them: {e}"
+            )))
         }
-        Err(_) => {
-            s.log(&host, port, "failed", "socks5");
-            conn.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])?;
+    };
+    let checked = destination::check(addrs, port, &s.allow, &here);
+    if checked.passed.is_empty() {
+        let Some((addr, kind)) = checked.refused.first() else {
+            return Err(fail(format!("{host} has no address")));
+        };
+        let (ip, what) = (destination::canonical(addr.ip()), kind.describe());
+        let flag = destination::allow_flag(ip, port);
+        s.log(
+            host,
+            port,
+            "refused",
+            via,
+            Some(&format!(
+                "resolves to {what} {ip}: `--allow {flag}` names the address"
+            )),
+        );
+        return Err(Denied::Refused(format!(
+            "cowl: {} resolves to {what} {ip}, which box {b} reaches only when its allowlist names the address itself: run with `--allow {flag}`, or add it to `allow` in its box.toml (`cowl config {b}`)\n",
+            host_port(host, port),
+            b = s.box_name,
+        )));
+    }
+    let skipped: Vec<String> = checked
+        .refused
+        .iter()
+        .map(|(a, kind)| format!("{} ({})", destination::canonical(a.ip()), kind.describe()))
+        .collect();
+    let note = (!skipped.is_empty()).then(|| format!("skipped {}", skipped.join(", ")));
+    let mut last = String::new();
+    for a in &checked.passed {
+        match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+            Ok(up) => {
+                s.log(host, port, "allowed", via, note.as_deref());
+                return Ok(up);
+            }
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
         }
     }
-    Ok(())
+    Err(fail(last))
+}
+
+/// Relays an established connection until it ends; logs a close for
+/// idleness.
+fn tunnel(
+    s: &Shared,
+    client: &TcpStream,
+    up: &TcpStream,
+    early: &[u8],
+    host: &str,
+    port: u16,
+    via: &str,
+) {
+    if let Ok(relay::Ended::Idle) = relay::relay(client, up, early, s.tunnel_idle) {
+        let reason = format!("nothing moved either way for {}", seconds(s.tunnel_idle));
+        s.log(host, port, "closed", via, Some(&reason));
+    }
 }
 
 /// The environment that points an app at the proxies.
@@ -377,5 +469,19 @@ mod tests {
         assert!(AllowRule::parse("bad host").is_none());
         assert!(AllowRule::parse("x.org:0").is_none());
         assert!(AllowRule::parse("x.org:http").is_none());
+        assert!(r("[::1]:8000").allows("::1", 8000));
+    }
+
+    #[test]
+    fn ipv6_targets_are_written_in_brackets() {
+        assert_eq!(host_port("::1", 80), "[::1]:80");
+        assert_eq!(host_port("a.org", 80), "a.org:80");
+    }
+
+    #[test]
+    fn log_lines_of_older_versions_still_read() {
+        let old = r#"{"time":1,"host":"a.org","port":443,"verdict":"allowed","via":"connect"}"#;
+        let e: LogEntry = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.reason, None);
     }
 }

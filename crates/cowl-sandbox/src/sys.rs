@@ -575,3 +575,20 @@ pub fn default_sigpipe() {
     // SAFETY: setting a signal disposition to its default.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
+
+/// `poll(2)` on `fds` for at most `timeout_ms` milliseconds; the number of
+/// descriptors with events, 0 when the time ran out. An interrupted call
+/// returns 0 too: callers loop on their own deadline.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: fds is a valid array of pollfd for its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(0)
+    } else {
+        Err(e)
+    }
+}

@@ -324,18 +324,29 @@ fn netlog(a: NetlogArgs) -> Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
-        println!("{:<20}  {:<8} {:<8} HOST:PORT", "TIME", "VERDICT", "VIA");
-        // The host is what the box asked its proxy for: quoted, so that it
-        // cannot print a fake line of the log.
+        println!(
+            "{:<20}  {:<8} {:<8} {:<30} REASON",
+            "TIME", "VERDICT", "VIA", "HOST:PORT"
+        );
+        // The host is what the box asked its proxy for (and the reason may
+        // name it): quoted, so that it cannot print a fake line of the log.
         for e in &entries {
-            println!(
-                "{:<20}  {:<8} {:<8} {}:{}",
+            // A connection refused before it named a host has none.
+            let host = cowl_store::quote::text(&e.host);
+            let target = match (e.host.as_str(), e.port) {
+                ("", 0) => "-".to_owned(),
+                (h, p) if h.contains(':') => format!("[{host}]:{p}"),
+                (_, p) => format!("{host}:{p}"),
+            };
+            let line = format!(
+                "{:<20}  {:<8} {:<8} {:<30} {}",
                 cowl_store::time::rfc3339(e.time),
                 e.verdict,
                 e.via,
-                cowl_store::quote::text(&e.host),
-                e.port
+                target,
+                cowl_store::quote::text(e.reason.as_deref().unwrap_or(""))
             );
+            println!("{}", line.trim_end());
         }
     }
     Ok(0)
