@@ -58,6 +58,9 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     if pid == 0 {
         drop(ours);
         drop(relay);
+        let mut keep = app_io.raw_fds();
+        keep.extend([theirs.as_raw_fd(), pidfd.as_raw_fd()]);
+        security::close_all_but(&keep);
         security::die_with_parent();
         // The box's cgroups, by host path: before entering its mount
         // namespace, where /sys is the box's.

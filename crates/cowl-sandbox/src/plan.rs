@@ -513,7 +513,7 @@ fn place_privileged(
         }
         // A file mount point is the root overlay's (until mounts are
         // classified); only directories get an overlay of their own.
-        if !p.is_dir() {
+        if std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()) {
             continue;
         }
         out.push(layer(p, Base::Host));

@@ -463,7 +463,15 @@ fn hiding_layer(
             let host_dir = if last {
                 None
             } else {
-                std::fs::symlink_metadata(&host).ok().filter(|m| m.is_dir())
+                match std::fs::symlink_metadata(&host) {
+                    Ok(m) if m.is_dir() => Some(m),
+                    // Nothing there: whited out whole, so nothing can appear.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    // A symlink or file on the way: the path leads elsewhere
+                    // (its resolved form is hidden on its own); a directory
+                    // the caller cannot look into holds nothing it can reach.
+                    _ => break,
+                }
             };
             let Some(md) = host_dir else {
                 match rustix::fs::mknodat(

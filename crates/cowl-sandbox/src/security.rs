@@ -67,6 +67,33 @@ pub fn close_other_fds_on_exec() -> io::Result<()> {
     cvt(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) }).map(drop)
 }
 
+/// Closes every descriptor of this process from 3 up but those in `keep`:
+/// a process of the box (its init, a joined run's helper) or a helper of
+/// the supervisor holds nothing of the caller's or of cowl's that it does
+/// not use: not the box's lock, not a pipe the caller passed cowl (which
+/// would keep that pipe's reader waiting for its end).
+pub fn close_all_but(keep: &[std::os::fd::RawFd]) {
+    let mut k: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    k.sort_unstable();
+    k.dedup();
+    let close = |a: u32, b: u32| {
+        // SAFETY: closing descriptors of this process that nothing here uses.
+        unsafe { libc::syscall(libc::SYS_close_range, a, b, 0u32) };
+    };
+    let mut from = 3u32;
+    for f in k {
+        if f > from {
+            close(from, f - 1);
+        }
+        from = f + 1;
+    }
+    close(from, u32::MAX);
+}
+
 /// Unblocks all signals and restores default dispositions (the Rust runtime
 /// ignores SIGPIPE; an app must not inherit that).
 pub fn reset_signals() {

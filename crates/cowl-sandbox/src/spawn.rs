@@ -15,7 +15,7 @@ use crate::error::SandboxError;
 use crate::plan::Plan;
 use crate::process::{self, AppStart};
 use crate::rootfs::{self, Caller};
-use crate::stdio::{self, AppStdio, Relay};
+use crate::stdio::{self, AppStdio};
 use crate::supervise::supervise;
 use crate::{net, pty, security, sys};
 use cowl_store::{Mode, NetMode};
@@ -227,8 +227,11 @@ pub fn run(
     if pid == 0 {
         drop(ours);
         // The supervisor's ends of the app's pipes: held here, the app would
-        // never see the end of its input.
+        // never see the end of its input. Nothing else of cowl's either.
         drop(relay);
+        let mut keep = app_io.raw_fds();
+        keep.push(theirs.as_raw_fd());
+        security::close_all_but(&keep);
         let code = init_main(plan, caller, &run_id, theirs, app_io, &limits.rlimits);
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
@@ -251,7 +254,7 @@ pub fn run(
             if let Some(m) = master {
                 relay.attach_master(m);
             }
-            let proxy = start_proxy(plan, listeners, &relay)?;
+            let proxy = start_proxy(plan, listeners)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
@@ -407,11 +410,7 @@ pub(crate) fn proxy_env(net: NetMode) -> Vec<(String, String)> {
 
 /// Forks the proxy process (threads live there, never in the supervisor):
 /// it serves the box's listeners until the box ends.
-fn start_proxy(
-    plan: &Plan,
-    listeners: Vec<OwnedFd>,
-    relay: &Relay,
-) -> Result<Option<i32>, SandboxError> {
+fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, SandboxError> {
     if plan.net != NetMode::Proxy {
         return Ok(None);
     }
@@ -425,10 +424,20 @@ fn start_proxy(
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
-        for fd in relay.raw_fds() {
-            // SAFETY: closing this process's copies of the relay's pipes,
-            // which it never uses (the app must see its pipes' ends).
-            unsafe { libc::close(fd) };
+        // Nothing of the supervisor's but the listeners: not the relay's
+        // pipes (the app must see their ends), not the caller's stdin and
+        // stdout (their other ends must see this run's end when cowl's).
+        security::close_all_but(&[http.as_raw_fd(), socks.as_raw_fd()]);
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            // SAFETY: plain dup2 onto this process's stdin and stdout.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), 0);
+                libc::dup2(null.as_raw_fd(), 1);
+            }
         }
         crate::proxy::serve(
             std::net::TcpListener::from(http),

@@ -76,6 +76,18 @@ pub struct AppStdio {
 }
 
 impl AppStdio {
+    /// The descriptors of the box's side, which its init keeps until the
+    /// app has them.
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        self.fds
+            .iter()
+            .filter_map(|f| match f {
+                AppFd::Pipe(p) => Some(p.as_raw_fd()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether the app's terminal is the box's pty.
     pub(crate) fn uses_pty(&self) -> bool {
         self.fds.iter().any(|f| matches!(f, AppFd::Pty))
@@ -463,16 +475,6 @@ impl Relay {
     /// The box's pty master, if the box has a terminal.
     pub(crate) fn master(&self) -> Option<&OwnedFd> {
         self.master.as_ref()
-    }
-
-    /// Descriptors of the relay, which a process forked from the supervisor
-    /// (the proxy) must close: it must not hold the app's pipes open.
-    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
-        self.flows
-            .iter()
-            .filter_map(|f| f.pipe.as_ref().map(|p| p.as_raw_fd()))
-            .chain(self.master.as_ref().map(|m| m.as_raw_fd()))
-            .collect()
     }
 
     /// What to poll for; `tags[i]` is the flow of `fds[i]`.

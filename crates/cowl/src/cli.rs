@@ -149,10 +149,13 @@ pub enum NetArg {
     /// Own network namespace, loopback only (the default).
     None,
     /// The host's network (its abstract unix sockets, X11 and D-Bus among
-    /// them, stay unreachable).
+    /// them, stay unreachable). Not stopped: the box can listen on an
+    /// abstract socket name, and a host client that connects to that name
+    /// later talks to the box.
     Host,
     /// The host's network, TCP only, to and on the ports given with
-    /// --allow; UDP, raw and packet sockets refused.
+    /// --allow; UDP, raw and packet sockets refused. Like `host`, the box
+    /// can listen on abstract socket names of the host's network.
     Ports,
     /// No route out; an HTTP proxy (127.0.0.1:3128) and a SOCKS5 proxy
     /// (127.0.0.1:1080) that cowl runs outside the box connect to the hosts

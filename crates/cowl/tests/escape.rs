@@ -248,6 +248,8 @@ fn the_security_posture_matches_the_golden_file() {
         .env("COWL_PROBE_CALLER_UID", uid.to_string())
         .env("COWL_PROBE_CALLER_GID", gid.to_string())
         .env("COWL_PROBE_BOX", "b")
+        .env("AWS_SECRET_ACCESS_KEY", "posture")
+        .env("GITHUB_TOKEN", "posture")
         .args(&args)
         .output()
         .unwrap();

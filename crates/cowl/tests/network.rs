@@ -109,6 +109,42 @@ fn address_families_without_isolation_fail_in_every_network_mode() {
 }
 
 #[test]
+fn a_box_with_its_own_network_cannot_take_an_abstract_name_of_the_hosts() {
+    // In `none` and `proxy` a box's abstract unix sockets live in its own
+    // network namespace: one it listens on is not the host's name. (In
+    // `host` and `ports` no kernel mechanism stops a box listening on a
+    // name of the host's; the README and --help say so.)
+    let w = World::new("abstract-listen");
+    let name = format!("cowl-test-listen-{}", std::process::id());
+    let listen = format!(
+        "import socket, time; s = socket.socket(socket.AF_UNIX); s.bind('\\0{name}'); s.listen(); print('listening', flush=True); time.sleep(3)"
+    );
+    for net in ["none", "proxy"] {
+        let mut child = w
+            .cowl()
+            .args(["run", "--net", net, "b", "--", "python3", "-c", &listen])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(first, "listening\n", "{net}");
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let reached = std::os::unix::net::UnixStream::connect_addr(&addr);
+        assert!(reached.is_err(), "{net}: the host reached the box's name");
+        // The name is still free on the host.
+        let mine = UnixListener::bind_addr(&addr);
+        assert!(mine.is_ok(), "{net}: the box took the host's name");
+        drop(mine);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
 fn each_network_mode_lets_through_exactly_what_it_says() {
     let w = World::new("net");
     let la = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -145,10 +145,16 @@ fn stdout_a_new_host_file_cannot_be_made_setuid_through_proc_self_fd() {
         assert_eq!(md.mode() & 0o7777, 0o644 & !umask(), "{extra:?}");
         // What the app wrote to its stdout is the file's content, as it
         // would be run directly.
-        assert_eq!(
+        let (got, want) = (
             std::fs::read(&out_file).unwrap(),
             std::fs::read("/bin/true").unwrap(),
-            "{extra:?}"
+        );
+        assert!(
+            got == want,
+            "{extra:?}: stdout holds {} bytes, not /bin/true's {}; stderr: {}",
+            got.len(),
+            want.len(),
+            stderr(&out)
         );
     }
 }
@@ -234,7 +240,7 @@ fn closing_stdout_in_the_box_ends_the_readers_input_before_the_box_ends() {
     let w = World::new("close-order");
     let c = cowl_bin();
     let script = format!(
-        r#"{{ {c} run b -- sh -c 'echo out; exec >&-; sleep 3' >&3 & exec 3>&-; wait; touch flag; }} 3>&1 >/dev/null | {{ cat; if [ -e flag ]; then echo late; else echo early; fi; }}"#,
+        r#"{{ {c} run b -- sh -c 'echo out; exec >&-; sleep 3' >&3 3>&- & exec 3>&-; wait; touch flag; }} 3>&1 >/dev/null | {{ cat; if [ -e flag ]; then echo late; else echo early; fi; }}"#,
         c = c.display()
     );
     let out = std::process::Command::new("bash")

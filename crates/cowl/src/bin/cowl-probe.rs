@@ -174,6 +174,14 @@ fn posture(host: &[String]) {
         })
         .collect();
     println!("stdio {}", kinds.join(" "));
+    // Credentials in the environment (the test puts some in cowl's).
+    let secrets = std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy().to_ascii_uppercase();
+            k.ends_with("_TOKEN") || k.ends_with("PASSWORD") || k.contains("SECRET")
+        })
+        .count();
+    println!("env-secrets {secrets}");
     let my_gid = std::env::var("COWL_PROBE_CALLER_GID")
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
