@@ -7,12 +7,15 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod hidden;
+pub mod hostmounts;
 pub mod join;
 mod kernelfs;
 pub mod landlock;
 pub mod limits;
 pub mod mountinfo;
 pub mod net;
+pub mod placement;
 pub mod plan;
 pub mod process;
 pub mod proxy;

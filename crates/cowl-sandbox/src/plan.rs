@@ -9,7 +9,6 @@ use cowl_store::{Durability, Mode, NetMode};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 /// What the user asked for: validated, but not yet looked up anywhere.
@@ -65,112 +64,48 @@ pub fn gui_paths(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     v
 }
 
-/// Credentials and keys under a home directory that a box cannot read
-/// unless its policy exposes them (relative to the home).
-pub const HOME_SECRETS: [&str; 27] = [
-    ".ssh",
-    ".gnupg",
-    ".aws",
-    ".azure",
-    ".config/gcloud",
-    ".kube",
-    ".docker",
-    ".netrc",
-    ".password-store",
-    ".local/share/keyrings",
-    ".mozilla",
-    ".config/google-chrome",
-    ".config/chromium",
-    ".git-credentials",
-    ".config/gh",
-    ".config/hub",
-    ".npmrc",
-    ".pypirc",
-    ".cargo/credentials",
-    ".cargo/credentials.toml",
-    ".config/containers/auth.json",
-    ".vault-token",
-    ".terraform.d/credentials.tfrc.json",
-    ".config/op",
-    ".pgpass",
-    ".my.cnf",
-    ".config/rclone",
-];
-
-/// Sockets and secrets under a user's runtime directory
-/// (`$XDG_RUNTIME_DIR`, `/run/user/UID`).
-pub const RUNTIME_SECRETS: [&str; 11] = [
-    "gnupg",
-    "bus",
-    "keyring",
-    "wayland-0",
-    "wayland-1",
-    "wayland-2",
-    "pulse",
-    "pipewire-0",
-    "ssh-agent.socket",
-    "gcr",
-    "containers/auth.json",
-];
-
-/// The secrets of one home directory.
-pub fn home_secrets(home: &Path) -> impl Iterator<Item = PathBuf> + '_ {
-    HOME_SECRETS.iter().map(move |rel| home.join(rel))
-}
-
-/// The secrets of one runtime directory.
-pub fn runtime_secrets(runtime: &Path) -> impl Iterator<Item = PathBuf> + '_ {
-    RUNTIME_SECRETS.iter().map(move |rel| runtime.join(rel))
-}
-
-/// What a box cannot read unless its policy exposes it: credentials, keys,
-/// browser profiles, and the sockets of agents and desktop buses. `home` and
-/// `runtime` are the caller's `$HOME` and `$XDG_RUNTIME_DIR`.
-pub fn default_hidden(
-    home: Option<&Path>,
-    runtime: Option<&Path>,
-    ssh_auth_sock: Option<&Path>,
-) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(h) = home {
-        v.extend(home_secrets(h));
-    }
-    if let Some(r) = runtime {
-        v.extend(runtime_secrets(r));
-    }
-    v.extend(ssh_auth_sock.map(Path::to_path_buf));
-    v.push(PathBuf::from("/run/dbus/system_bus_socket"));
-    v.push(PathBuf::from("/var/run/dbus/system_bus_socket"));
-    v.push(PathBuf::from("/tmp/.X11-unix"));
-    v
-}
-
 /// Host directories that a box never sees: it has its own, in its layer.
 pub const PRIVATE_DIRS: [&str; 2] = ["/tmp", "/var/tmp"];
 
 /// Host directories replaced by fresh kernel filesystems inside the box.
 pub const SPECIAL_DIRS: [&str; 3] = ["/proc", "/sys", "/dev"];
 
-/// The lower base of one overlay, under the box's versions.
+/// What a placement of the view is: the lower base of an overlay (under the
+/// box's versions), or a bind of the host's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Base {
-    /// The host directory at the same path.
+    /// An overlay of the host directory at the same path.
     Host,
-    /// Rootless, the root: a skeleton of the host directories the kernel will
-    /// not take as lower layers in a user namespace because host mounts lie
-    /// below them (see `place_rootless`).
+    /// An overlay of a skeleton: the directories the kernel will not take as
+    /// lower layers in a user namespace because mounts lie below them, or a
+    /// kernel filesystem's directory that holds mounts (see `placement`). It
+    /// lives on the box's own scratch filesystem, never in its layers.
     Skeleton {
-        /// Its entries, parents before children, as paths relative to `/`.
+        /// Its entries, parents before children, as paths relative to `path`.
         entries: Vec<SkeletonEntry>,
     },
-    /// Nothing of the host: the box's own directory (`/tmp`, `/var/tmp`).
+    /// An overlay of nothing of the host: the box's own directory (`/tmp`,
+    /// `/var/tmp`).
     Empty,
+    /// The host's tree bound read-only, with the mounts below it: a
+    /// read-only mount, or a directory the caller cannot write that holds
+    /// only read-only mounts (every squashfs of `/snap` in one bind).
+    HostReadOnly,
+    /// The host's file bound read-only (a file mount point).
+    HostFile,
     /// Cannot be overlaid: the host directory bound read-only.
     ReadOnly {
         /// Why.
         reason: String,
     },
+}
+
+impl Base {
+    /// Whether this placement is an overlay (with an upper in the live layer).
+    pub fn is_overlay(&self) -> bool {
+        matches!(self, Base::Host | Base::Skeleton { .. } | Base::Empty)
+    }
 }
 
 /// One entry of a skeleton directory.
@@ -223,6 +158,11 @@ pub struct LayerMount {
     /// directory, so they stay hidden should they appear while the box runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hidden: Vec<PathBuf>,
+    /// The host directory holds the store (at its path or through a second
+    /// path to it): its overlay takes the host's directory through a
+    /// read-only overlay of its own, so no layer lies inside another.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub holds_store: bool,
 }
 
 impl LayerMount {
@@ -270,7 +210,9 @@ pub struct Plan {
     pub env: Vec<(OsString, OsString)>,
     /// Names of the caller's variables the app does not get (credentials).
     pub env_dropped: Vec<String>,
-    /// The overlays, shallowest first; the first is `/`.
+    /// The host's mounts, each with its class: how the box shows it.
+    pub mounts: Vec<crate::hostmounts::HostMount>,
+    /// The overlays and binds, shallowest first; the first is `/`.
     pub layers: Vec<LayerMount>,
 }
 
@@ -281,13 +223,13 @@ pub fn rel(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn depth(p: &Path) -> usize {
+pub(crate) fn depth(p: &Path) -> usize {
     p.components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .count()
 }
 
-fn is_under_any(p: &Path, roots: &[&str]) -> bool {
+pub(crate) fn is_under_any(p: &Path, roots: &[&str]) -> bool {
     roots.iter().any(|r| p.starts_with(r))
 }
 
@@ -303,36 +245,36 @@ pub fn resolve(
     versions: &[PathBuf],
     mounts: &[MountEntry],
 ) -> Plan {
-    let hidden = hidden_paths(store, &spec.hide);
-    // Every mount point of the host except the root and the kernel's own
-    // trees. Mounts under the store count: they still lock what is above them.
-    let points: BTreeSet<PathBuf> = mounts
+    let mut hidden = crate::hidden::hidden_paths(store, &spec.hide);
+    // One read of the mount table: the mounts a process sees, each classed
+    // by what it is; a second path to a hidden one is hidden too.
+    let visible = crate::mountinfo::visible(mounts);
+    let skip = |p: &Path| is_under_any(p, &SPECIAL_DIRS);
+    // SAFETY: getuid always succeeds.
+    let uid = unsafe { libc::getuid() };
+    let (classed, aliases) = crate::hostmounts::classify(&visible, &hidden, uid, &skip);
+    let store_aliases: Vec<PathBuf> = aliases
         .iter()
-        .map(|m| m.mount_point.clone())
-        .filter(|p| p != Path::new("/") && !is_under_any(p, &SPECIAL_DIRS))
-        .collect();
-    // A socket bound onto a file is never the host's in the box: a
-    // placeholder in a skeleton, and covered wherever a read-only view of a
-    // tree would carry it (see SkeletonKind::Socket).
-    let sockets: Vec<PathBuf> = points
-        .iter()
-        .filter(|p| {
-            std::fs::symlink_metadata(p)
-                .map(|m| m.file_type().is_socket())
-                .unwrap_or(false)
-        })
+        .filter(|a| !hidden.contains(a))
         .cloned()
         .collect();
-    let mut layers = Vec::new();
-    match spec.mode {
-        Mode::System => place_privileged(&points, store, &hidden, &mut layers),
-        Mode::Rootless => place_rootless(&points, store, &hidden, &mut layers),
-    }
+    hidden.extend(store_aliases);
+    let hidden = crate::hidden::hidden_paths(store, &hidden);
+    let stores: Vec<PathBuf> = std::iter::once(store.to_owned())
+        .chain(crate::hostmounts::aliases_of(&visible, store))
+        .collect();
+    let mut layers = match spec.mode {
+        Mode::System => crate::placement::privileged(&classed, &stores, &hidden),
+        Mode::Rootless => crate::placement::rootless(&classed, &stores, &hidden),
+    };
     // A private directory below an overlaid one is mounted on top of it.
     for p in PRIVATE_DIRS.map(Path::new) {
         if !layers.iter().any(|l| l.path == p) && p.is_dir() {
             layers.push(layer(p, Base::Empty));
         }
+    }
+    for l in layers.iter_mut().filter(|l| l.base == Base::Host) {
+        l.holds_store = stores.iter().any(|s| s.starts_with(&l.path));
     }
     attach_versions(&mut layers, versions);
     layers.sort_by(|a, b| {
@@ -340,8 +282,16 @@ pub fn resolve(
             .cmp(&depth(&b.path))
             .then_with(|| a.path.cmp(&b.path))
     });
-    let mut covered = assign_hidden(&mut layers, &hidden);
-    covered.extend(sockets);
+    let mut covered = crate::hidden::assign_hidden(&mut layers, &hidden);
+    // A socket bound onto a file is never the host's in the box: a
+    // placeholder in a skeleton, left out otherwise, and covered wherever a
+    // read-only bind of a tree carries it.
+    covered.extend(
+        classed
+            .iter()
+            .filter(|m| m.class == crate::hostmounts::MountClass::Socket)
+            .map(|m| m.path.clone()),
+    );
     Plan {
         box_name: spec.box_name.clone(),
         mode: spec.mode,
@@ -358,91 +308,9 @@ pub fn resolve(
         proxy_allow: spec.proxy_allow.clone(),
         env: spec.env.clone(),
         env_dropped: spec.env_dropped.clone(),
+        mounts: classed,
         layers,
     }
-}
-
-/// The store and the policy's hidden paths, each as given (a symlink
-/// itself) and as resolved on the host (what it leads to), whether it
-/// exists yet or not; none below another.
-fn hidden_paths(store: &Path, hide: &[PathBuf]) -> Vec<PathBuf> {
-    let mut all: BTreeSet<PathBuf> = BTreeSet::new();
-    all.insert(store.to_owned());
-    for p in hide.iter().filter(|p| p.is_absolute()) {
-        all.insert(normal(p));
-        all.insert(resolve_existing(p));
-    }
-    let all: Vec<PathBuf> = all.into_iter().collect();
-    all.iter()
-        .filter(|p| !all.iter().any(|q| q != *p && p.starts_with(q)))
-        .cloned()
-        .collect()
-}
-
-/// `p` without `.` and `..` components (lexically).
-fn normal(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// `p` with symlinks resolved as far as it exists on the host; the rest
-/// appended as given.
-fn resolve_existing(p: &Path) -> PathBuf {
-    let p = normal(p);
-    let mut head = p.clone();
-    let mut tail = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&head) {
-            let mut out = real;
-            for t in tail.iter().rev() {
-                out.push(t);
-            }
-            return out;
-        }
-        match (head.file_name().map(|n| n.to_owned()), head.parent()) {
-            (Some(name), Some(parent)) => {
-                tail.push(name);
-                head = parent.to_owned();
-            }
-            _ => return p,
-        }
-    }
-}
-
-/// Gives each hidden path to the deepest overlay of a host directory that
-/// holds it (to be whited out there); returns those no overlay holds and
-/// that are not simply left out of a skeleton: they are covered by a mount.
-fn assign_hidden(layers: &mut [LayerMount], hidden: &[PathBuf]) -> Vec<PathBuf> {
-    let mut covered = Vec::new();
-    for h in hidden {
-        let deepest = layers
-            .iter_mut()
-            .filter(|l| l.path != *h && h.starts_with(&l.path))
-            .max_by_key(|l| depth(&l.path));
-        match deepest {
-            Some(l) if l.base == Base::Host => {
-                if let Ok(rel) = h.strip_prefix(&l.path) {
-                    l.hidden.push(rel.to_owned());
-                }
-            }
-            // The box's own empty directory: nothing of the host to hide.
-            Some(l) if l.base == Base::Empty => {}
-            // In a skeleton, a hidden entry is left out (skeleton_level);
-            // one below a skeleton entry that is not a directory cannot be.
-            Some(l) if matches!(l.base, Base::Skeleton { .. }) => {}
-            _ => covered.push(h.clone()),
-        }
-    }
-    covered
 }
 
 /// Gives each layer the versions that hold something for it, newest first.
@@ -452,6 +320,7 @@ fn assign_hidden(layers: &mut [LayerMount], hidden: &[PathBuf]) -> Vec<PathBuf> 
 /// overlay covers, so a deep history of changes under /home does not stack
 /// hundreds of empty lowers on `/`.
 fn attach_versions(layers: &mut [LayerMount], versions: &[PathBuf]) {
+    let layers: Vec<&mut LayerMount> = layers.iter_mut().filter(|l| l.base.is_overlay()).collect();
     let top: BTreeSet<std::ffi::OsString> = layers
         .iter()
         .filter(|l| depth(&l.path) == 1)
@@ -466,7 +335,7 @@ fn attach_versions(layers: &mut [LayerMount], versions: &[PathBuf]) {
             (v.clone(), names)
         })
         .collect();
-    for l in layers.iter_mut() {
+    for l in layers {
         let r = l.upper_rel();
         let first = r.components().next().map(|c| c.as_os_str().to_owned());
         l.versions = roots
@@ -485,155 +354,13 @@ fn attach_versions(layers: &mut [LayerMount], versions: &[PathBuf]) {
     }
 }
 
-fn layer(path: &Path, base: Base) -> LayerMount {
+pub(crate) fn layer(path: &Path, base: Base) -> LayerMount {
     LayerMount {
         path: path.to_owned(),
         versions: Vec::new(),
         base,
         hidden: Vec::new(),
-    }
-}
-
-fn is_hidden(p: &Path, hidden: &[PathBuf]) -> bool {
-    hidden.iter().any(|h| p.starts_with(h))
-}
-
-/// As real root with the mount namespace made before the user namespace,
-/// host mounts are not locked: one overlay of `/`, and one per nested mount.
-fn place_privileged(
-    points: &BTreeSet<PathBuf>,
-    store: &Path,
-    hidden: &[PathBuf],
-    out: &mut Vec<LayerMount>,
-) {
-    out.push(layer(Path::new("/"), Base::Host));
-    for p in points {
-        if is_under_any(p, &PRIVATE_DIRS) || p.starts_with(store) || is_hidden(p, hidden) {
-            continue;
-        }
-        // A file mount point is the root overlay's (until mounts are
-        // classified); only directories get an overlay of their own.
-        if std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()) {
-            continue;
-        }
-        out.push(layer(p, Base::Host));
-    }
-}
-
-/// In a user namespace the kernel refuses a lower layer that has mounts
-/// below it ("failed to clone lowerpath"). Such directories, from `/` down,
-/// become one skeleton tree (empty directories, the same symlinks,
-/// placeholders for files bound read-only from the host) under the root
-/// overlay, whose upper is the live layer's root: writes directly into them
-/// still land in the layer at the same paths. Each directory without mounts
-/// below gets its own overlay of the host's, except an empty one, which the
-/// skeleton stands for at no cost.
-fn place_rootless(
-    points: &BTreeSet<PathBuf>,
-    store: &Path,
-    hidden: &[PathBuf],
-    out: &mut Vec<LayerMount>,
-) {
-    let mut entries = Vec::new();
-    skeleton_level(Path::new("/"), points, store, hidden, &mut entries, out);
-    for p in PRIVATE_DIRS {
-        let p = Path::new(p);
-        if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
-            entries.push(SkeletonEntry {
-                name: rel(p),
-                kind: SkeletonKind::Dir {
-                    mode: 0o1777,
-                    uid: 0,
-                    gid: 0,
-                },
-            });
-            out.push(layer(p, Base::Empty));
-        }
-    }
-    out.push(layer(Path::new("/"), Base::Skeleton { entries }));
-}
-
-fn has_mounts_below(dir: &Path, points: &BTreeSet<PathBuf>) -> bool {
-    points
-        .range(dir.to_path_buf()..)
-        .take_while(|p| p.starts_with(dir))
-        .any(|p| p != dir)
-}
-
-fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|mut r| r.next().is_none())
-        .unwrap_or(false)
-}
-
-fn skeleton_level(
-    dir: &Path,
-    points: &BTreeSet<PathBuf>,
-    store: &Path,
-    hidden: &[PathBuf],
-    entries: &mut Vec<SkeletonEntry>,
-    out: &mut Vec<LayerMount>,
-) {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            out.push(layer(
-                dir,
-                Base::ReadOnly {
-                    reason: format!("cannot list it to place the mounts below it: {e}"),
-                },
-            ));
-            return;
-        }
-    };
-    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        if is_hidden(&path, hidden) {
-            // Left out of the skeleton: the box never sees the name.
-            continue;
-        }
-        let Ok(md) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let ft = md.file_type();
-        let kind = if ft.is_symlink() {
-            match std::fs::read_link(&path) {
-                Ok(target) => SkeletonKind::Symlink { target },
-                Err(_) => continue,
-            }
-        } else if ft.is_dir() {
-            SkeletonKind::Dir {
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-            }
-        } else if ft.is_socket() {
-            SkeletonKind::Socket
-        } else if ft.is_file() || ft.is_fifo() {
-            SkeletonKind::File
-        } else {
-            continue;
-        };
-        let is_dir = matches!(kind, SkeletonKind::Dir { .. });
-        entries.push(SkeletonEntry {
-            name: rel(&path),
-            kind,
-        });
-        if !is_dir {
-            continue;
-        }
-        let p = path.as_path();
-        if SPECIAL_DIRS.iter().any(|s| Path::new(s) == p) || p == store {
-            // Mounted fresh by the sandbox, or masked.
-        } else if PRIVATE_DIRS.iter().any(|s| Path::new(s) == p) {
-            out.push(layer(p, Base::Empty));
-        } else if has_mounts_below(p, points) {
-            skeleton_level(p, points, store, hidden, entries, out);
-        } else if points.contains(p) || !is_empty_dir(p) {
-            out.push(layer(p, Base::Host));
-        }
+        holds_store: false,
     }
 }
 
@@ -662,47 +389,91 @@ mod tests {
         }
     }
 
+    /// A mount table with `points` as ext4 mounts (ids in order, each on
+    /// the root) and the given extra lines.
     fn mounts(points: &[&str]) -> Vec<MountEntry> {
-        points
-            .iter()
-            .map(|p| MountEntry {
-                mount_point: p.into(),
-                fstype: "ext4".into(),
-            })
-            .collect()
+        let mut text = String::from("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n");
+        for (i, p) in points.iter().enumerate() {
+            let fs = if p.starts_with("/proc") {
+                "proc"
+            } else {
+                "ext4"
+            };
+            // Mounted on the deepest earlier mount above it.
+            let parent = points[..i]
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| Path::new(p).starts_with(q))
+                .max_by_key(|(_, q)| q.len())
+                .map_or(1, |(j, _)| j + 2);
+            text.push_str(&format!(
+                "{} {parent} 8:{} / {p} rw - {fs} x rw\n",
+                i + 2,
+                i + 2
+            ));
+        }
+        crate::mountinfo::parse(&text)
     }
 
     #[test]
-    fn system_mode_is_one_overlay_of_root_plus_each_nested_mount() {
-        let m = mounts(&[
-            "/",
+    fn system_mode_is_one_overlay_of_root_plus_each_nested_mount_by_class() {
+        // Not under /tmp, which a box has of its own.
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into());
+        let base = home.join(format!(".cache/cowl-tests/plan-{}", std::process::id()));
+        let d = |rel: &str| base.join(rel).display().to_string();
+        for dir in ["boot/efi", "iso", "store/a"] {
+            let _ = std::fs::create_dir_all(base.join(dir));
+        }
+        let _ = std::fs::write(base.join("resolv.conf"), "");
+        let mut m = mounts(&[
             "/proc",
             "/proc/sys/fs/binfmt_misc",
-            "/boot",
-            "/boot/efi",
+            &d("boot"),
+            &d("boot/efi"),
             "/tmp/x",
-            "/store/a",
+            &d("store/a"),
+            &d("resolv.conf"),
         ]);
+        m.extend(crate::mountinfo::parse(&format!(
+            "20 1 7:0 / {} ro - iso9660 /dev/loop0 ro\n",
+            d("iso")
+        )));
         let plan = resolve(
             &spec(Mode::System),
-            Path::new("/store/boxes/t"),
-            Path::new("/store"),
+            &base.join("store/boxes/t"),
+            &base.join("store"),
             &[],
             &m,
         );
-        let paths: Vec<_> = plan
+        let _ = std::fs::remove_dir_all(&base);
+        let got: Vec<(String, Base)> = plan
             .layers
             .iter()
-            .map(|l| l.path.to_str().unwrap_or(""))
+            .map(|l| (l.path.display().to_string(), l.base.clone()))
+            .filter(|(p, _)| p.starts_with(base.to_str().unwrap_or("-")) || p == "/")
             .collect();
-        assert_eq!(paths, ["/", "/boot", "/tmp", "/boot/efi", "/var/tmp"]);
-        assert_eq!(plan.layers[0].base, Base::Host);
-        assert_eq!(plan.layers[2].base, Base::Empty);
+        assert_eq!(
+            got,
+            [
+                ("/".to_owned(), Base::Host),
+                (d("boot"), Base::Host),
+                (d("iso"), Base::HostReadOnly),
+                (d("resolv.conf"), Base::HostFile),
+                (d("boot/efi"), Base::Host),
+            ]
+        );
+        assert!(plan
+            .layers
+            .iter()
+            .any(|l| l.path == Path::new("/tmp") && l.base == Base::Empty));
+        assert!(!plan.layers.iter().any(|l| l.path.starts_with("/proc")));
     }
 
     #[test]
     fn rootless_root_is_a_skeleton_and_leaves_are_host_overlays() {
-        let m = mounts(&["/", "/proc", "/dev", "/sys"]);
+        let m = mounts(&["/proc", "/dev", "/sys"]);
         let plan = resolve(
             &spec(Mode::Rootless),
             Path::new("/nonexistent/b"),

@@ -149,6 +149,10 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
             ));
             continue;
         }
+        if !l.base.is_overlay() {
+            // A bind of the host's, made when it is attached.
+            continue;
+        }
         match make_layer(plan, caller, l, i, &box_fd, &upper, &work, &empty, &scratch) {
             Ok(fd) => mounted[i] = Some(fd),
             Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
@@ -187,12 +191,18 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         )
     };
     for (i, l) in plan.layers.iter().enumerate().skip(1) {
-        let target = match in_root(&l.path, libc::O_DIRECTORY) {
+        let want_dir = if l.base == Base::HostFile {
+            0
+        } else {
+            libc::O_DIRECTORY
+        };
+        let target = match in_root(&l.path, want_dir) {
             Ok(t) => t,
             Err(e) => {
                 warn(format!(
-                    "{} is not placed: its mount point is not a directory in the box ({e})",
-                    l.path.display()
+                    "{} is not placed: its mount point is not a {} in the box ({e})",
+                    l.path.display(),
+                    if want_dir == 0 { "file" } else { "directory" }
                 ));
                 continue;
             }
@@ -200,8 +210,8 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
         match mounted[i].take() {
             Some(fd) => sys::move_mount_fd(fd.as_raw_fd(), target.as_raw_fd())
                 .map_err(op("attach", &l.path))?,
-            None => match bind_host(&l.path, &target, true) {
-                // The host directory went away since the plan was made.
+            None => match bind_host(&l.path, &target, l.base != Base::HostFile) {
+                // The host's went away since the plan was made.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => warn(format!(
                     "{} is not placed: it no longer exists on the host",
                     l.path.display()
@@ -311,7 +321,7 @@ fn make_layer(
         keep.push(fd);
     }
     match &l.base {
-        Base::Host if !l.versions.is_empty() && plan.box_dir.starts_with(&l.path) => {
+        Base::Host if !l.versions.is_empty() && l.holds_store => {
             // The box's versions live below this host directory (the store is
             // in the user's home). The kernel refuses a lower layer inside
             // another lower layer of the same overlay ("overlapping layers"),
@@ -363,10 +373,8 @@ fn make_layer(
             lowers.push(fd_path(&dir));
             keep.push(dir);
         }
-        Base::ReadOnly { .. } => {
-            return Err(SetupError::Message(
-                "read-only layers are not overlays".into(),
-            ))
+        Base::ReadOnly { .. } | Base::HostReadOnly | Base::HostFile => {
+            return Err(SetupError::Message("a bind is not an overlay".into()))
         }
     }
 

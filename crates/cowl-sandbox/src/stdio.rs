@@ -198,6 +198,10 @@ struct Flow {
     leftover: Option<OwnedFd>,
     /// Whether `splice` is still worth trying.
     splice: bool,
+    /// Whether the caller's side can never block a splice: a pipe (which
+    /// SPLICE_F_NONBLOCK makes non-blocking on both ends) or a regular file.
+    /// Then no poll is needed before each splice.
+    never_blocks: bool,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -213,6 +217,7 @@ impl Flow {
             pipe,
             leftover: None,
             splice,
+            never_blocks: false,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -267,7 +272,8 @@ impl Flow {
                 Err(_) => Step::Ended(End::DestinationGone),
             };
         }
-        if !ready(src, PollFlags::IN) {
+        let sure = self.splice && self.never_blocks;
+        if !sure && !ready(src, PollFlags::IN) {
             return Step::Wait(Want::Read);
         }
         if self.splice {
@@ -411,6 +417,18 @@ fn splice_may_work(fd: BorrowedFd) -> bool {
     !tty && !append
 }
 
+/// Whether a descriptor is a pipe or a regular file.
+fn pipe_or_file(fd: BorrowedFd) -> bool {
+    fstat(fd)
+        .map(|s| {
+            matches!(
+                FileType::from_raw_mode(s.st_mode),
+                FileType::Fifo | FileType::RegularFile
+            )
+        })
+        .unwrap_or(false)
+}
+
 /// A pipe for the relay, both ends close-on-exec and above 2, with a large
 /// buffer; cowl's end (`ours_is_read`) non-blocking.
 fn relay_pipe(ours_is_read: bool) -> io::Result<(OwnedFd, OwnedFd)> {
@@ -448,7 +466,9 @@ pub fn prepare(pty: bool, pty_stderr: bool) -> io::Result<(AppStdio, Relay)> {
         let to_box = i == 0;
         let (ours, theirs) = relay_pipe(!to_box)?;
         let dir = if to_box { Dir::ToBox } else { Dir::FromBox };
-        flows.push(Flow::new(dir, i, Some(ours), splice_may_work(caller)));
+        let mut flow = Flow::new(dir, i, Some(ours), splice_may_work(caller));
+        flow.never_blocks = flow.splice && pipe_or_file(caller);
+        flows.push(flow);
         fds.push(AppFd::Pipe(theirs));
     }
     let fds: [AppFd; 3] = fds

@@ -185,12 +185,17 @@ fn run(a: RunArgs) -> Result<i32> {
             plan.box_name,
             mode.as_str(),
             net.as_str(),
-            plan.layers
-                .iter()
-                .filter(|l| !matches!(l.base, Base::ReadOnly { .. }))
-                .count(),
+            plan.layers.iter().filter(|l| l.base.is_overlay()).count(),
             b.upper().display()
         );
+        for m in &plan.mounts {
+            if let cowl_sandbox::hostmounts::MountClass::Unreachable { why } = &m.class {
+                eprintln!(
+                    "cowl: {} is an empty directory in the box: {why}",
+                    cowl_store::quote::path(&m.path)
+                );
+            }
+        }
         let abi = cowl_sandbox::landlock::abi();
         let tcp = if net.tcp_only() {
             ", internet sockets TCP only"
@@ -421,21 +426,43 @@ fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
     println!("command: {}", plan.command.join(" "));
     for l in &plan.layers {
         let base = match &l.base {
-            Base::Host => format!("host {}", l.path.display()),
+            Base::Host => format!("overlay of host {}", l.path.display()),
             Base::Skeleton { entries } => format!(
-                "skeleton of host {} ({} entries)",
+                "overlay of a skeleton of host {} ({} entries)",
                 l.path.display(),
                 entries.len()
             ),
-            Base::Empty => "empty (the box's own)".into(),
+            Base::Empty => "overlay of nothing (the box's own)".into(),
+            Base::HostReadOnly => "read-only bind of the host's tree".into(),
+            Base::HostFile => "read-only bind of the host's file".into(),
             Base::ReadOnly { reason } => format!("read-only host ({reason})"),
         };
-        println!(
-            "  {:<24} {} version layers + {}",
-            l.path.display(),
-            l.versions.len(),
-            base
-        );
+        if l.base.is_overlay() {
+            println!(
+                "  {:<24} {} version layers + {}",
+                l.path.display(),
+                l.versions.len(),
+                base
+            );
+        } else {
+            println!("  {:<24} {}", l.path.display(), base);
+        }
+    }
+    println!("host mounts:");
+    for m in &plan.mounts {
+        use cowl_sandbox::hostmounts::MountClass;
+        let how = match &m.class {
+            MountClass::Writable => "writable: an overlay".to_owned(),
+            MountClass::ReadOnly => "read-only: bound read-only".to_owned(),
+            MountClass::Kernel => "kernel filesystem: the box's own or left out".to_owned(),
+            MountClass::Unreachable { why } => format!("unreachable ({why}): an empty directory"),
+            MountClass::File => "file: bound read-only".to_owned(),
+            MountClass::Socket => "socket: closed".to_owned(),
+            MountClass::Hidden { of } => {
+                format!("a second path to hidden {}: hidden", of.display())
+            }
+        };
+        println!("  {:<24} {:<10} {how}", m.path.display(), m.fstype);
     }
     for h in &plan.hidden {
         println!("  {:<24} hidden", h.display());

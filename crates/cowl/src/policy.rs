@@ -5,7 +5,6 @@
 use crate::cli::RunArgs;
 use crate::commands::usage;
 use anyhow::{bail, Result};
-use cowl_sandbox::plan;
 use cowl_store::{Mode, NetMode};
 use std::path::{Path, PathBuf};
 
@@ -38,7 +37,7 @@ pub(crate) fn effective_hidden(
         extra_hidden.push(r.join(w));
     }
     let exposed: Vec<PathBuf> = s.expose.iter().chain(expose).map(|p| expand(p)).collect();
-    let mut v = plan::default_hidden(
+    let mut v = cowl_sandbox::hidden::default_hidden(
         env("HOME").as_deref(),
         env("XDG_RUNTIME_DIR").as_deref(),
         env("SSH_AUTH_SOCK").as_deref(),
@@ -46,10 +45,10 @@ pub(crate) fn effective_hidden(
     v.extend(extra_hidden);
     if mode == Mode::System {
         for home in machine_homes() {
-            v.extend(plan::home_secrets(&home));
+            v.extend(cowl_sandbox::hidden::home_secrets(&home));
         }
         for rt in dirs_in(Path::new("/run/user")) {
-            v.extend(plan::runtime_secrets(&rt));
+            v.extend(cowl_sandbox::hidden::runtime_secrets(&rt));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
