@@ -208,6 +208,19 @@ impl Walk<'_> {
                 // Left out of the skeleton: the box never sees the name.
                 continue;
             }
+            if let Some(MountClass::Unreachable { .. }) = self.c.get(&path) {
+                // Not even looked at (another user's FUSE mount answers
+                // EACCES; a dead server would hang): an empty directory.
+                self.entries.push(SkeletonEntry {
+                    name: rel_to(&path, base),
+                    kind: SkeletonKind::Dir {
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    },
+                });
+                continue;
+            }
             let Ok(md) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
