@@ -34,6 +34,27 @@ pub struct Caller {
     pub gid: u32,
 }
 
+/// The live layer's root, and the directories this start made in it for
+/// the overlays' uppers: if the start fails they are removed again, so a
+/// failed start leaves the live layer as it was.
+struct Upper {
+    fd: OwnedFd,
+    made: std::cell::RefCell<Vec<PathBuf>>,
+}
+
+impl Upper {
+    /// Removes what this start made (deepest first; a directory that holds
+    /// anything stays).
+    fn undo(&self) {
+        let mut made = self.made.borrow_mut();
+        made.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for rel in made.iter() {
+            let _ = sys::unlinkat(self.fd.as_raw_fd(), rel, true);
+        }
+        made.clear();
+    }
+}
+
 pub(crate) fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
@@ -93,11 +114,44 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     let mnt = beneath("mnt")?;
     let fresh = sys::mkdirat_new(live.as_raw_fd(), Path::new("upper"), 0o700)
         .map_err(op("create", &plan.box_dir.join("live/upper")))?;
-    let upper = beneath("live/upper")?;
+    let upper = Upper {
+        fd: beneath("live/upper")?,
+        made: std::cell::RefCell::new(Vec::new()),
+    };
+    let r = build_view(
+        plan, caller, &box_fd, &upper, fresh, &work, &mnt, warn, &beneath,
+    );
+    if r.is_err() {
+        upper.undo();
+        if fresh {
+            let _ = sys::unlinkat(live.as_raw_fd(), Path::new("upper"), true);
+        }
+    }
+    r
+}
+
+/// `build` once the box's directories are open: the overlays and binds, the
+/// kernel's filesystems, the hidden paths, then pivot_root.
+#[allow(clippy::too_many_arguments)]
+fn build_view(
+    plan: &Plan,
+    caller: Caller,
+    box_fd: &OwnedFd,
+    upper: &Upper,
+    fresh: bool,
+    work: &OwnedFd,
+    mnt: &OwnedFd,
+    warn: Warn,
+    beneath: &dyn Fn(&str) -> Result<OwnedFd, SetupError>,
+) -> Result<(), SetupError> {
+    let op = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| SetupError::Mount { what, path, source }
+    };
     if fresh {
         // The live upper is the root overlay's upper: it stands for the host's `/`.
         let fd = sys::openat(
-            Some(upper.as_raw_fd()),
+            Some(upper.fd.as_raw_fd()),
             Path::new("."),
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
@@ -153,8 +207,10 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
             // A bind of the host's, made when it is attached.
             continue;
         }
-        match make_layer(plan, caller, l, i, &box_fd, &upper, &work, &empty, &scratch) {
+        match make_layer(plan, caller, l, i, box_fd, upper, work, &empty, &scratch) {
             Ok(fd) => mounted[i] = Some(fd),
+            // A box directory tampered with is refused, never worked around.
+            Err(e @ SetupError::Tampered { .. }) => return Err(e),
             Err(e) if i == 0 || !matches!(l.base, Base::Host) => return Err(e),
             Err(e) => {
                 warn(format!(
@@ -267,7 +323,7 @@ fn make_layer(
     l: &LayerMount,
     index: usize,
     box_fd: &OwnedFd,
-    upper: &OwnedFd,
+    upper: &Upper,
     work: &OwnedFd,
     empty: &OwnedFd,
     scratch: &OwnedFd,
@@ -591,13 +647,13 @@ fn host_through_overlay(
 /// a mode whose owner bits are the rights the caller has on the host
 /// directory, so the box grants no more than the host did.
 fn ensure_upper(
-    upper: &OwnedFd,
+    upper: &Upper,
     path: &Path,
     mode: Mode,
     caller: Caller,
 ) -> std::io::Result<OwnedFd> {
     let mut cur = sys::openat(
-        Some(upper.as_raw_fd()),
+        Some(upper.fd.as_raw_fd()),
         Path::new("."),
         libc::O_PATH | libc::O_DIRECTORY,
         0,
@@ -614,6 +670,7 @@ fn ensure_upper(
             RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         )?;
         if fresh {
+            upper.made.borrow_mut().push(crate::plan::rel(&host));
             copy_attrs(&next, &host, mode, caller)?;
         }
         cur = next;

@@ -240,7 +240,7 @@ fn prune_structural(
             Some((crate::layer::EntryKind::Dir, _)) if structural(&p) => {
                 !prune_structural(&e.path(), &p, structural)? || {
                     // Empty: gone, unless it cannot be removed.
-                    fs::remove_dir(e.path()).is_err()
+                    !remove_empty_dir(dir, &e.path())
                 }
             }
             _ => true,
@@ -248,6 +248,28 @@ fn prune_structural(
         empty &= !keep;
     }
     Ok(empty)
+}
+
+/// Removes the empty directory `child` of `parent`. The parent is a
+/// directory cowl made for a mount point with the mode of the host's (0555
+/// for `/` on some systems, 000 for a directory the caller cannot enter):
+/// made writable for the removal, then given its mode back.
+fn remove_empty_dir(parent: &Path, child: &Path) -> bool {
+    if fs::remove_dir(child).is_ok() {
+        return true;
+    }
+    let Ok(md) = fs::symlink_metadata(parent) else {
+        return false;
+    };
+    let mode = md.mode() & 0o7777;
+    if mode & 0o300 == 0o300
+        || fs::set_permissions(parent, fs::Permissions::from_mode(mode | 0o300)).is_err()
+    {
+        return false;
+    }
+    let removed = fs::remove_dir(child).is_ok();
+    let _ = fs::set_permissions(parent, fs::Permissions::from_mode(mode));
+    removed
 }
 
 /// Moving a directory to another parent needs write access to it (its `..`

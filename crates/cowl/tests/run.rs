@@ -590,3 +590,86 @@ fn root_owned_host_files_are_read_only_for_a_rootless_non_root_caller() {
         (after.len(), after.mtime(), after.ino())
     );
 }
+
+#[test]
+fn a_failed_start_leaves_the_live_layer_as_it_was() {
+    // A start that fails midway (here: the live upper of /usr made a
+    // symlink, found when that overlay is made, after the deeper ones) must
+    // not leave the upper directories it had made for other overlays in
+    // the live layer, where a commit would take them for the app's.
+    let w = World::new("failed-start");
+    w.ok("b", "true");
+    assert_success(&w.cmd(&["config", "b", "snapshot=manual"]), "config");
+    w.ok("b", "echo 1 > f");
+    let upper = w.store.join("boxes/b/live/upper");
+    // What the app wrote, and nothing of cowl's (the empty directories it
+    // made for its overlays).
+    let prune = std::process::Command::new("find")
+        .arg(&upper)
+        .args([
+            "-mindepth",
+            "1",
+            "-depth",
+            "-type",
+            "d",
+            "-empty",
+            "-delete",
+        ])
+        .status()
+        .unwrap();
+    assert!(prune.success());
+    let decoy = w.dir.join("decoy");
+    std::fs::create_dir_all(&decoy).unwrap();
+    std::os::unix::fs::symlink(&decoy, upper.join("usr")).unwrap();
+    let listing = |p: &std::path::Path| {
+        let out = std::process::Command::new("find").arg(p).output().unwrap();
+        let mut v: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let before = listing(&upper);
+    let out = w.sh("b", "true");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tampered"), "{}", stderr(&out));
+    assert_eq!(
+        listing(&upper),
+        before,
+        "the failed start changed the live layer"
+    );
+    assert!(listing(&decoy).len() == 1, "the decoy was written");
+    std::fs::remove_file(upper.join("usr")).unwrap();
+    assert_eq!(w.ok("b", "cat f"), "1\n");
+}
+
+#[test]
+fn a_version_holds_only_what_the_app_wrote_not_the_mount_points_cowl_made() {
+    // The live layer gets an upper directory for every overlay, with the
+    // host's mode (0555, or 000 where the caller may not enter); a version
+    // of a run that wrote one file holds that file and its parents only.
+    let w = World::new("clean-layer");
+    w.ok("b", "echo x > written");
+    let tarball = w.dir.join("v1.tar");
+    let out = w.cmd(&["export", "b", "1", "-o", tarball.to_str().unwrap()]);
+    assert_success(&out, "export");
+    let list = std::process::Command::new("tar")
+        .args(["-tf", tarball.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&list, "tar -t");
+    let names: Vec<String> = stdout(&list).lines().map(str::to_owned).collect();
+    let want = w.host().join("written");
+    let want = want.strip_prefix("/").unwrap();
+    for n in &names {
+        let n = n.trim_end_matches('/');
+        assert!(
+            want.starts_with(n),
+            "version 1 holds {n}, which the app did not write: {names:?}"
+        );
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_end_matches('/') == want.to_str().unwrap()),
+        "{names:?}"
+    );
+}
