@@ -61,7 +61,12 @@ impl Store {
         self.uid
     }
 
-    fn boxes_dir(&self) -> PathBuf {
+    /// A store at `root` (already canonical), opening nothing.
+    pub(crate) fn at(root: PathBuf, uid: u32) -> Store {
+        Store { root, uid }
+    }
+
+    pub(crate) fn boxes_dir(&self) -> PathBuf {
         self.root.join("boxes")
     }
 
@@ -74,8 +79,12 @@ impl Store {
     /// (names starting with `.`) are not boxes.
     pub fn list(&self) -> Result<Vec<BoxName>, StoreError> {
         let dir = self.boxes_dir();
-        let mut names: Vec<BoxName> = fs::read_dir(&dir)
-            .map_err(StoreError::io("read", &dir))?
+        let rd = match fs::read_dir(&dir) {
+            // A store half deleted by hand has no boxes, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(StoreError::io("read", &dir))?,
+        };
+        let mut names: Vec<BoxName> = rd
             .flatten()
             .filter_map(|e| BoxName::new(e.file_name().to_str()?).ok())
             .collect();
@@ -167,18 +176,9 @@ impl Store {
         }
     }
 
-    /// Removes a box: renames it out of sight first, so that it disappears
-    /// at once, then deletes its files.
+    /// Removes a box the caller holds (see [`Store::remove`]).
     pub fn remove_box(&self, b: &BoxDir) -> Result<(), StoreError> {
-        let trash = self.boxes_dir().join(format!(
-            ".trash-{}-{}-{}",
-            b.name,
-            std::process::id(),
-            crate::time::now()
-        ));
-        fs::rename(&b.path, &trash).map_err(StoreError::io("remove", &b.path))?;
-        sync_dir(&self.boxes_dir());
-        remove_tree(&trash).map_err(StoreError::io("remove", &trash))
+        self.remove(&b.name, None)
     }
 
     /// Deletes leftovers of interrupted creations and removals.
@@ -195,7 +195,7 @@ impl Store {
         }
     }
 
-    fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
+    pub(crate) fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
         let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
         let what = if md.file_type().is_symlink() {
             Some("a symlink where a directory should be".to_owned())
@@ -253,7 +253,7 @@ pub struct BoxDir {
 /// the same upper directory.
 #[derive(Debug)]
 pub struct BoxLock {
-    file: File,
+    pub(crate) file: File,
 }
 
 impl BoxLock {

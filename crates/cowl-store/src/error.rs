@@ -47,6 +47,14 @@ pub enum StoreError {
         /// Why it failed.
         source: io::Error,
     },
+    /// A removed box's files (renamed out of sight) could not all be deleted.
+    #[error("the box is removed, but {} could not be deleted ({source}): delete it by hand with `chmod -R u+rwX {0} && rm -rf {0}`", crate::quote::path(.path))]
+    Leftover {
+        /// The renamed box directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// `box.toml` does not parse.
     #[error("{path} is not valid: {message}; fix it by hand or `cowl rm` the box")]
     BadSettings {
@@ -64,6 +72,13 @@ pub enum StoreError {
         version: u64,
         /// The newest version.
         newest: u64,
+    },
+    /// Another cowl command holds the box's run lock, and no init of the
+    /// box runs: a snapshot, a squash or a run still starting or ending.
+    #[error("box {name} is in use by another cowl command: retry when it is done")]
+    InUse {
+        /// The box.
+        name: String,
     },
     /// The box is running and the operation needs it stopped.
     #[error("box {name:?} is running (pid {pid}): stop it first with `cowl stop {name}`, or pass --force")]

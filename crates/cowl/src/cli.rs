@@ -22,6 +22,7 @@ Examples:
   cowl run web                                a shell in the box
   cowl ls                                     the boxes, their size, whether they run
   cowl rm web                                 delete a box and everything it wrote
+  cowl rm --all --force                       delete every box and the store (uninstall)
 
 Store: $COWL_HOME, else $XDG_DATA_HOME/cowl, else ~/.local/share/cowl (root: /var/lib/cowl).";
 
@@ -140,7 +141,17 @@ pub enum Command {
     Push(crate::mirror::PushArgs),
     /// Restore a box's versions from a mirror, verified before they are used.
     Pull(crate::mirror::PullArgs),
-    /// Delete a box and everything it wrote. The host is not touched.
+    /// Delete boxes and everything they wrote. The host is not touched.
+    ///
+    /// Whatever modes an app left on its files (directories of mode 0555 or
+    /// 000, which `rm -rf` cannot get through), and whatever state a box is
+    /// in: a damaged box is removed too. A running box is refused unless
+    /// --force, which stops it first. With --all, every box and then the
+    /// store directory itself: what `rm -rf` of the store would do, asking
+    /// nothing (for scripts and uninstalling).
+    #[command(
+        after_help = "Examples:\n  cowl rm web\n  cowl rm --force web             stop it first if it runs\n  cowl rm --all                   every box and the store; refused while a box runs\n  cowl rm --all --force --json    stop running boxes, remove everything, say what as JSON"
+    )]
     Rm(RmArgs),
 }
 
@@ -447,11 +458,18 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Stop the box first if it is running.
+    /// Stop a running box first (every running box, with --all).
     #[arg(long, short)]
     pub force: bool,
+    /// Every box, then the store directory itself (only what cowl made:
+    /// anything else found there is left, and said).
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The boxes.
-    #[arg(value_name = "BOX", required = true)]
+    #[arg(value_name = "BOX", required_unless_present = "all")]
     pub names: Vec<String>,
 }
 
