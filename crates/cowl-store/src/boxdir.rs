@@ -11,18 +11,16 @@
 //!   state           the running init's pid (JSON)
 //! ```
 
+use crate::structure::BOX_DIRS;
 use crate::{BoxName, BoxSettings, Mode, RunState, StoreError};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The directories every box has, relative to the box directory.
 /// errno values of a rename onto an existing directory.
 const ENOTEMPTY: i32 = 39;
 const EEXIST: i32 = 17;
-
-const BOX_DIRS: [&str; 4] = ["live", "live/work", "versions", "mnt"];
 
 /// The root of all boxes of one user.
 #[derive(Debug, Clone)]
@@ -92,7 +90,10 @@ impl Store {
         Ok(names)
     }
 
-    /// Opens an existing box, checking that nothing in it was replaced.
+    /// Opens an existing box, checking that nothing in it was replaced
+    /// (tampered with: an error) and that nothing of it is missing (damaged:
+    /// [`StoreError::Damaged`], naming every problem). The check costs a few
+    /// stats and one lookup per version; it reads no layer.
     pub fn open_box(&self, name: &BoxName) -> Result<BoxDir, StoreError> {
         let path = self.boxes_dir().join(name.as_str());
         match fs::symlink_metadata(&path) {
@@ -105,17 +106,36 @@ impl Store {
             Ok(_) => {}
         }
         self.check_dir(Some(name), &path)?;
-        for d in BOX_DIRS {
-            self.check_dir(Some(name), &path.join(d))?;
-        }
+        let top = self.top_level_problems(name, &path)?;
+        let toml_missing = top.iter().any(|(rel, _)| *rel == "box.toml");
+        let mut problems: Vec<String> = top.into_iter().map(|(_, p)| p).collect();
         // The live upper is made by the sandbox on the first run.
         if fs::symlink_metadata(path.join("live/upper")).is_ok() {
             self.check_dir(Some(name), &path.join("live/upper"))?;
         }
-        for f in ["box.toml", "lock"] {
-            self.check_file(name, &path.join(f))?;
-        }
-        let settings = BoxSettings::load(&path.join("box.toml"))?;
+        let toml = path.join("box.toml");
+        let settings = if toml_missing {
+            None
+        } else {
+            match BoxSettings::load(&toml) {
+                Ok(s) => Some(s),
+                Err(StoreError::BadSettings { message, .. }) => {
+                    problems.push(format!("box.toml does not parse ({message})"));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("box.toml cannot be read ({e})"));
+                    None
+                }
+            }
+        };
+        let damaged = |problems| StoreError::Damaged {
+            name: name.to_string(),
+            problems,
+        };
+        let Some(settings) = settings.filter(|_| problems.is_empty()) else {
+            return Err(damaged(problems));
+        };
         let b = BoxDir {
             name: name.clone(),
             path,
@@ -126,6 +146,15 @@ impl Store {
         if b.needs_recovery() {
             let _ops = b.ops_lock(true)?;
             crate::history::recover(&b)?;
+        }
+        if !crate::structure::version_problems(&b)?.is_empty() {
+            // Looked at again once no store operation is under way, so that
+            // a version one moves meanwhile is not taken for a lost one.
+            let _ops = b.ops_lock(false).ok();
+            let problems = crate::structure::version_problems(&b)?;
+            if !problems.is_empty() {
+                return Err(damaged(problems));
+            }
         }
         Ok(b)
     }
@@ -216,7 +245,7 @@ impl Store {
         }
     }
 
-    fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
+    pub(crate) fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
         let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
         let what = if md.file_type().is_symlink() {
             Some("a symlink where a file should be".to_owned())

@@ -73,6 +73,18 @@ pub enum StoreError {
         /// The newest version.
         newest: u64,
     },
+    /// The box directory is not whole: a file or directory every box has is
+    /// missing or unreadable, `box.toml` does not parse, or a version lacks
+    /// its layer or manifest. Nothing uses such a box; `verify` lists every
+    /// problem, `rm --force` removes it.
+    #[error("box {name} is damaged ({}): `cowl verify {name}` lists what is wrong, `cowl rm --force {name}` removes the box", summary(.problems))]
+    Damaged {
+        /// The box.
+        name: String,
+        /// What is wrong, one item per problem, each naming its path in
+        /// the box directory ("versions/3/layer is missing").
+        problems: Vec<String>,
+    },
     /// Another cowl command holds the box's run lock, and no init of the
     /// box runs: a snapshot, a squash or a run still starting or ending.
     #[error("box {name} is in use by another cowl command: retry when it is done")]
@@ -88,6 +100,15 @@ pub enum StoreError {
         /// Its init's pid on the host.
         pid: i32,
     },
+}
+
+/// The first problem, and how many more there are.
+fn summary(problems: &[String]) -> String {
+    match problems {
+        [] => "no problem named".into(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first}, and {} more", rest.len()),
+    }
 }
 
 impl StoreError {

@@ -30,6 +30,7 @@ pub mod settings;
 pub mod squash;
 pub mod stack;
 pub mod state;
+mod structure;
 pub mod time;
 pub mod usage;
 

@@ -56,7 +56,11 @@ pub enum Command {
         after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'"
     )]
     Config(ConfigArgs),
-    /// List the boxes: name, bytes held, running or not, created.
+    /// List the boxes: name, bytes held, running, stopped or damaged, created.
+    ///
+    /// A damaged box (files of its directory missing, as a half-finished
+    /// `rm -rf` leaves it) is listed with what is wrong; `cowl verify BOX`
+    /// says more, `cowl rm --force BOX` removes it.
     Ls(ListArgs),
     /// Show what changed between two views of a box: every path added,
     /// modified, deleted, type-changed or metadata-changed.
@@ -85,6 +89,11 @@ pub enum Command {
     Squash(SquashArgs),
     /// Re-hash every version and check the chain of digests; name the first
     /// version that does not match (exit 1).
+    ///
+    /// A damaged box (a file of its directory missing, a version without
+    /// its layer or manifest, a box.toml that does not parse) is named as
+    /// such, with every problem, and exits 1. Every other command refuses a
+    /// damaged box; `cowl rm --force BOX` removes it.
     Verify(VerifyArgs),
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).

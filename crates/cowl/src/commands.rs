@@ -497,30 +497,51 @@ struct BoxRow {
     bytes: u64,
     running: bool,
     pid: Option<i32>,
-    mode: &'static str,
-    created: String,
+    /// `None` for a damaged box whose box.toml cannot be read.
+    mode: Option<&'static str>,
+    created: Option<String>,
+    /// Files of its directory are missing, or it was tampered with: no
+    /// command but `verify` and `rm` uses it.
+    damaged: bool,
+    /// What is wrong with a damaged box.
+    problems: Vec<String>,
 }
 
 fn ls(a: ListArgs) -> Result<i32> {
     let store = open_store()?;
     store.sweep();
     let mut rows = Vec::new();
+    let mut warnings = Vec::new();
     for name in store.list()? {
-        let b = match store.open_box(&name) {
-            Ok(b) => b,
+        let (running, mode, created, problems) = match store.open_box(&name) {
+            Ok(b) => (
+                b.running()?,
+                Some(b.settings.mode.as_str()),
+                Some(cowl_store::time::rfc3339(b.settings.created)),
+                Vec::new(),
+            ),
+            // A damaged box is listed as such, not left out: `rm` is how
+            // it goes, and the user must see it to know.
             Err(e) => {
-                eprintln!("cowl: warning: {e}");
-                continue;
+                let problems = match &e {
+                    StoreError::Damaged { problems, .. } => problems.clone(),
+                    other => vec![other.to_string()],
+                };
+                warnings.push(e);
+                // Gone meanwhile (a concurrent `rm`): not running.
+                let running = running_init(&store, &name).ok().flatten();
+                (running, None, None, problems)
             }
         };
-        let running = b.running()?;
         rows.push(BoxRow {
             name: name.to_string(),
-            bytes: b.allocated_bytes(),
+            bytes: cowl_store::usage::allocated_bytes(&store.box_path(&name)),
             running: running.is_some(),
             pid: running.map(|s| s.pid),
-            mode: b.settings.mode.as_str(),
-            created: cowl_store::time::rfc3339(b.settings.created),
+            mode,
+            created,
+            damaged: !problems.is_empty(),
+            problems,
         });
     }
     if a.json {
@@ -535,10 +556,20 @@ fn ls(a: ListArgs) -> Result<i32> {
                 "{:<24} {:>10} {:<8} {:<8} {}",
                 r.name,
                 human_bytes(r.bytes),
-                if r.running { "running" } else { "stopped" },
-                r.mode,
-                r.created
+                match (r.damaged, r.running) {
+                    (true, _) => "damaged",
+                    (false, true) => "running",
+                    (false, false) => "stopped",
+                },
+                r.mode.unwrap_or("-"),
+                r.created.as_deref().unwrap_or("-")
             );
+        }
+    }
+    // The JSON says it already, for scripts; a human is warned.
+    if !a.json {
+        for e in warnings {
+            eprintln!("cowl: warning: {e}");
         }
     }
     Ok(0)
@@ -664,8 +695,24 @@ fn stop(a: StopArgs) -> Result<i32> {
         return Err(usage("--grace takes a number of seconds, 0 or more"));
     }
     let store = open_store()?;
-    let b = store.open_box(&name)?;
-    if !stop_box(&b, Duration::from_secs_f64(a.grace))? {
+    let grace = Duration::from_secs_f64(a.grace);
+    let stopped = match store.open_box(&name) {
+        Ok(b) => stop_box(&b, grace)?,
+        // A damaged box that runs can still be stopped: by its state file,
+        // and until its init and supervisor are gone.
+        Err(e @ StoreError::Damaged { .. }) => {
+            eprintln!("cowl: warning: {e}");
+            match running_init(&store, &name)? {
+                Some(s) => {
+                    stop_init(&name, &s, grace, || Ok(!alive(&s) && ended(s.supervisor)))?;
+                    true
+                }
+                None => false,
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !stopped {
         eprintln!("cowl: box {name} is not running");
     }
     Ok(0)

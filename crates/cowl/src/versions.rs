@@ -12,7 +12,7 @@ use cowl_store::manifest::Made;
 use cowl_store::quote;
 use cowl_store::squash::{self, Eligible};
 use cowl_store::stack::Stack;
-use cowl_store::{BoxDir, SnapshotPolicy, Store};
+use cowl_store::{BoxDir, SnapshotPolicy, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -514,7 +514,24 @@ pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
 pub fn verify(a: VerifyArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = match store.open_box(&name) {
+        // The detail every other command points here for.
+        Err(StoreError::Damaged { problems, .. }) => {
+            eprintln!(
+                "cowl: box {name} is damaged: {} problem(s) in {}:",
+                problems.len(),
+                quote::path(&store.box_path(&name))
+            );
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            eprintln!(
+                "no command uses it; copy out by hand what you need of it, then `cowl rm --force {name}` removes it"
+            );
+            return Ok(1);
+        }
+        other => other?,
+    };
     match history::verify(&b)? {
         None => {
             let n = b.versions()?.len();
@@ -522,13 +539,26 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
             Ok(0)
         }
         Some(f) => {
+            // One line: the reason holds a name the box chose, quoted, and
+            // what follows it cannot be taken for another line.
+            let before = version_before(&b, f.version)?;
             eprintln!(
-                "cowl: box {name}: version {} does not verify: {}",
-                f.version, f.reason
+                "cowl: box {name}: version {} does not verify: {}; the box is damaged or was changed by hand: `cowl rollback {name} {before}` returns to the versions below it (version {} and later kept in quarantine), `cowl rm --force {name}` removes the box",
+                f.version, f.reason, f.version
             );
             Ok(1)
         }
     }
+}
+
+/// The newest version below `n` (0: the bare host).
+fn version_before(b: &BoxDir, n: u64) -> Result<u64> {
+    Ok(history::version_numbers(b)?
+        .iter()
+        .map(|v| v.0)
+        .filter(|&v| v < n)
+        .max()
+        .unwrap_or(0))
 }
 
 pub fn gc(a: GcArgs) -> Result<i32> {
