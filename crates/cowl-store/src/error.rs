@@ -92,6 +92,23 @@ pub enum StoreError {
         /// The box.
         name: String,
     },
+    /// A version asked for by number that the box does not have (versions
+    /// are not always 1..N: squashes and rollbacks leave gaps).
+    #[error("box {name} has no version {version}: it has {} (`cowl log {name}` lists them)", crate::history::describe_numbers(.existing))]
+    NoSuchVersionOf {
+        /// The box.
+        name: String,
+        /// The number asked for.
+        version: u64,
+        /// The numbers it has, oldest first.
+        existing: Vec<u64>,
+    },
+    /// The box has no version yet, and the operation needs one.
+    #[error("box {name} has no versions yet: a run that changes something makes one (box.toml `snapshot = \"on-exit\"`), or `cowl snapshot {name}` after a run")]
+    NoVersions {
+        /// The box.
+        name: String,
+    },
     /// The box is running and the operation needs it stopped.
     #[error("box {name:?} is running (pid {pid}): stop it first with `cowl stop {name}`, or pass --force")]
     Running {

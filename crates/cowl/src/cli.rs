@@ -76,8 +76,23 @@ pub enum Command {
     /// A running box is never frozen mid-write: the snapshot is taken the
     /// moment its last process exits. By default a version is also made
     /// automatically whenever a run ends and changed something (box.toml
-    /// `snapshot = "on-exit"`; `"manual"` turns that off).
+    /// `snapshot = "on-exit"`; `"manual"` turns that off), so after a run
+    /// there is often nothing left to snapshot: with --pin, the newest
+    /// version is pinned then, as `cowl pin` does.
+    #[command(
+        after_help = "Examples:\n  cowl snapshot -m \"before upgrade\" --pin tools   freeze and pin (or pin the newest version)\n  cowl snapshot tools"
+    )]
     Snapshot(SnapshotArgs),
+    /// Pin a version (default: the newest): squashes and retention keep it
+    /// as it is, however old it gets.
+    #[command(
+        after_help = "Examples:\n  cowl pin tools        the newest version\n  cowl pin tools 3\n  cowl log tools        pinned versions say so"
+    )]
+    Pin(PinArgs),
+    /// Unpin a version (default: the newest): squashes and retention may
+    /// merge it again.
+    #[command(after_help = "Examples:\n  cowl unpin tools 3")]
+    Unpin(PinArgs),
     /// List a box's versions: number, time, how it was made, added, modified
     /// and deleted paths, bytes, digest, pinned, message.
     Log(LogArgs),
@@ -311,12 +326,26 @@ pub struct SnapshotArgs {
     /// What this version is.
     #[arg(short, long, value_name = "MSG")]
     pub message: Option<String>,
-    /// Keep it through squashes and retention.
+    /// Keep it through squashes and retention. With no change to freeze,
+    /// pin the newest version.
     #[arg(long)]
     pub pin: bool,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// The version (default: the newest).
+    #[arg(value_name = "VERSION")]
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Args)]

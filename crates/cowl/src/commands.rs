@@ -44,6 +44,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ls(a) => ls(a),
         Command::Diff(a) => versions::diff(a),
         Command::Snapshot(a) => versions::snapshot(a),
+        Command::Pin(a) => versions::pin(a, true),
+        Command::Unpin(a) => versions::pin(a, false),
         Command::Log(a) => versions::log(a),
         Command::Rollback(a) => versions::rollback(a),
         Command::Squash(a) => versions::squash_cmd(a),

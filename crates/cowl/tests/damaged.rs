@@ -27,6 +27,8 @@ const COMMANDS: &[&[&str]] = &[
     &["diff", "b"],
     &["scan", "b"],
     &["snapshot", "b"],
+    &["pin", "b"],
+    &["unpin", "b"],
     &["config", "b"],
     &["rollback", "b", "1"],
     &["squash", "b"],
