@@ -149,8 +149,13 @@ pub enum Command {
     /// --first-bad, name the earliest version with a finding of at least
     /// --min-severity and the rollback command that returns to the version
     /// before it.
+    ///
+    /// Exit status: 1 when the box has a finding at or above --fail-on
+    /// (default high), whatever --min-severity shows; 0 when it has none;
+    /// 2 for a mistake in the command line. So a script or CI job can gate
+    /// on it, as on other scanners.
     #[command(
-        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl rollback web --before-first-bad"
+        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl scan web --json --fail-on medium > findings.json || echo 'risky changes'\n  cowl scan web --fail-on never     list findings, always exit 0\n  cowl rollback web --before-first-bad"
     )]
     Scan(ScanArgs),
     /// Show a box's network log: every connection it tried through the
@@ -394,6 +399,17 @@ pub enum SeverityArg {
     Critical,
 }
 
+/// The least severity that makes `cowl scan` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Always exit 0 (errors aside).
+    Never,
+}
+
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     /// Every change of the box (except its own /tmp and /var/tmp).
@@ -455,6 +471,10 @@ pub struct ScanArgs {
     /// version bad).
     #[arg(long, value_enum)]
     pub min_severity: Option<SeverityArg>,
+    /// Exit 1 when the box has a finding of this severity or above (in the
+    /// versions scanned, shown or not); `never`: exit 0 whatever is found.
+    #[arg(long, value_enum, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: FailOnArg,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
