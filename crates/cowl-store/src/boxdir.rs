@@ -11,18 +11,16 @@
 //!   state           the running init's pid (JSON)
 //! ```
 
+use crate::structure::BOX_DIRS;
 use crate::{BoxName, BoxSettings, Mode, RunState, StoreError};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The directories every box has, relative to the box directory.
 /// errno values of a rename onto an existing directory.
 const ENOTEMPTY: i32 = 39;
 const EEXIST: i32 = 17;
-
-const BOX_DIRS: [&str; 4] = ["live", "live/work", "versions", "mnt"];
 
 /// The root of all boxes of one user.
 #[derive(Debug, Clone)]
@@ -61,7 +59,12 @@ impl Store {
         self.uid
     }
 
-    fn boxes_dir(&self) -> PathBuf {
+    /// A store at `root` (already canonical), opening nothing.
+    pub(crate) fn at(root: PathBuf, uid: u32) -> Store {
+        Store { root, uid }
+    }
+
+    pub(crate) fn boxes_dir(&self) -> PathBuf {
         self.root.join("boxes")
     }
 
@@ -74,8 +77,12 @@ impl Store {
     /// (names starting with `.`) are not boxes.
     pub fn list(&self) -> Result<Vec<BoxName>, StoreError> {
         let dir = self.boxes_dir();
-        let mut names: Vec<BoxName> = fs::read_dir(&dir)
-            .map_err(StoreError::io("read", &dir))?
+        let rd = match fs::read_dir(&dir) {
+            // A store half deleted by hand has no boxes, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(StoreError::io("read", &dir))?,
+        };
+        let mut names: Vec<BoxName> = rd
             .flatten()
             .filter_map(|e| BoxName::new(e.file_name().to_str()?).ok())
             .collect();
@@ -83,7 +90,10 @@ impl Store {
         Ok(names)
     }
 
-    /// Opens an existing box, checking that nothing in it was replaced.
+    /// Opens an existing box, checking that nothing in it was replaced
+    /// (tampered with: an error) and that nothing of it is missing (damaged:
+    /// [`StoreError::Damaged`], naming every problem). The check costs a few
+    /// stats and one lookup per version; it reads no layer.
     pub fn open_box(&self, name: &BoxName) -> Result<BoxDir, StoreError> {
         let path = self.boxes_dir().join(name.as_str());
         match fs::symlink_metadata(&path) {
@@ -96,17 +106,36 @@ impl Store {
             Ok(_) => {}
         }
         self.check_dir(Some(name), &path)?;
-        for d in BOX_DIRS {
-            self.check_dir(Some(name), &path.join(d))?;
-        }
+        let top = self.top_level_problems(name, &path)?;
+        let toml_missing = top.iter().any(|(rel, _)| *rel == "box.toml");
+        let mut problems: Vec<String> = top.into_iter().map(|(_, p)| p).collect();
         // The live upper is made by the sandbox on the first run.
         if fs::symlink_metadata(path.join("live/upper")).is_ok() {
             self.check_dir(Some(name), &path.join("live/upper"))?;
         }
-        for f in ["box.toml", "lock"] {
-            self.check_file(name, &path.join(f))?;
-        }
-        let settings = BoxSettings::load(&path.join("box.toml"))?;
+        let toml = path.join("box.toml");
+        let settings = if toml_missing {
+            None
+        } else {
+            match BoxSettings::load(&toml) {
+                Ok(s) => Some(s),
+                Err(StoreError::BadSettings { message, .. }) => {
+                    problems.push(format!("box.toml does not parse ({message})"));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("box.toml cannot be read ({e})"));
+                    None
+                }
+            }
+        };
+        let damaged = |problems| StoreError::Damaged {
+            name: name.to_string(),
+            problems,
+        };
+        let Some(settings) = settings.filter(|_| problems.is_empty()) else {
+            return Err(damaged(problems));
+        };
         let b = BoxDir {
             name: name.clone(),
             path,
@@ -117,6 +146,15 @@ impl Store {
         if b.needs_recovery() {
             let _ops = b.ops_lock(true)?;
             crate::history::recover(&b)?;
+        }
+        if !crate::structure::version_problems(&b)?.is_empty() {
+            // Looked at again once no store operation is under way, so that
+            // a version one moves meanwhile is not taken for a lost one.
+            let _ops = b.ops_lock(false).ok();
+            let problems = crate::structure::version_problems(&b)?;
+            if !problems.is_empty() {
+                return Err(damaged(problems));
+            }
         }
         Ok(b)
     }
@@ -167,18 +205,9 @@ impl Store {
         }
     }
 
-    /// Removes a box: renames it out of sight first, so that it disappears
-    /// at once, then deletes its files.
+    /// Removes a box the caller holds (see [`Store::remove`]).
     pub fn remove_box(&self, b: &BoxDir) -> Result<(), StoreError> {
-        let trash = self.boxes_dir().join(format!(
-            ".trash-{}-{}-{}",
-            b.name,
-            std::process::id(),
-            crate::time::now()
-        ));
-        fs::rename(&b.path, &trash).map_err(StoreError::io("remove", &b.path))?;
-        sync_dir(&self.boxes_dir());
-        remove_tree(&trash).map_err(StoreError::io("remove", &trash))
+        self.remove(&b.name, None)
     }
 
     /// Deletes leftovers of interrupted creations and removals.
@@ -195,7 +224,7 @@ impl Store {
         }
     }
 
-    fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
+    pub(crate) fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
         let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
         let what = if md.file_type().is_symlink() {
             Some("a symlink where a directory should be".to_owned())
@@ -216,7 +245,7 @@ impl Store {
         }
     }
 
-    fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
+    pub(crate) fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
         let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
         let what = if md.file_type().is_symlink() {
             Some("a symlink where a file should be".to_owned())
@@ -253,7 +282,7 @@ pub struct BoxDir {
 /// the same upper directory.
 #[derive(Debug)]
 pub struct BoxLock {
-    file: File,
+    pub(crate) file: File,
 }
 
 impl BoxLock {

@@ -57,6 +57,12 @@ fn cache_of(b: &BoxDir) -> Option<String> {
 /// the newest version, else every version. `COWL_RUN_CACHE=off` stacks the
 /// versions themselves (to compare the two).
 pub fn run_layers(b: &BoxDir) -> Result<Vec<PathBuf>, StoreError> {
+    // A cache whose layer is gone (deleted by hand) is no cache: forgotten,
+    // so that it is rebuilt rather than stacked.
+    let of = b.path().join("cache/of");
+    if of.exists() && fs::symlink_metadata(b.path().join("cache/layer")).is_err() {
+        fs::remove_file(&of).map_err(StoreError::io("remove", &of))?;
+    }
     let ns = numbers(b);
     let cuts = has_cuts(b, &ns);
     if !cuts && std::env::var_os("COWL_RUN_CACHE").is_some_and(|v| v == "off") {

@@ -47,6 +47,14 @@ pub enum StoreError {
         /// Why it failed.
         source: io::Error,
     },
+    /// A removed box's files (renamed out of sight) could not all be deleted.
+    #[error("the box is removed, but {} could not be deleted ({source}): delete it by hand with `chmod -R u+rwX {0} && rm -rf {0}`", crate::quote::path(.path))]
+    Leftover {
+        /// The renamed box directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// `box.toml` does not parse.
     #[error("{path} is not valid: {message}; fix it by hand or `cowl rm` the box")]
     BadSettings {
@@ -65,6 +73,42 @@ pub enum StoreError {
         /// The newest version.
         newest: u64,
     },
+    /// The box directory is not whole: a file or directory every box has is
+    /// missing or unreadable, `box.toml` does not parse, or a version lacks
+    /// its layer or manifest. Nothing uses such a box; `verify` lists every
+    /// problem, `rm --force` removes it.
+    #[error("box {name} is damaged ({}): `cowl verify {name}` lists what is wrong, `cowl rm --force {name}` removes the box", summary(.problems))]
+    Damaged {
+        /// The box.
+        name: String,
+        /// What is wrong, one item per problem, each naming its path in
+        /// the box directory ("versions/3/layer is missing").
+        problems: Vec<String>,
+    },
+    /// Another cowl command holds the box's run lock, and no init of the
+    /// box runs: a snapshot, a squash or a run still starting or ending.
+    #[error("box {name} is in use by another cowl command: retry when it is done")]
+    InUse {
+        /// The box.
+        name: String,
+    },
+    /// A version asked for by number that the box does not have (versions
+    /// are not always 1..N: squashes and rollbacks leave gaps).
+    #[error("box {name} has no version {version}: it has {} (`cowl log {name}` lists them)", crate::history::describe_numbers(.existing))]
+    NoSuchVersionOf {
+        /// The box.
+        name: String,
+        /// The number asked for.
+        version: u64,
+        /// The numbers it has, oldest first.
+        existing: Vec<u64>,
+    },
+    /// The box has no version yet, and the operation needs one.
+    #[error("box {name} has no versions yet: a run that changes something makes one (box.toml `snapshot = \"on-exit\"`), or `cowl snapshot {name}` after a run")]
+    NoVersions {
+        /// The box.
+        name: String,
+    },
     /// The box is running and the operation needs it stopped.
     #[error("box {name:?} is running (pid {pid}): stop it first with `cowl stop {name}`, or pass --force")]
     Running {
@@ -73,6 +117,15 @@ pub enum StoreError {
         /// Its init's pid on the host.
         pid: i32,
     },
+}
+
+/// The first problem, and how many more there are.
+fn summary(problems: &[String]) -> String {
+    match problems {
+        [] => "no problem named".into(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first}, and {} more", rest.len()),
+    }
 }
 
 impl StoreError {

@@ -123,6 +123,87 @@ impl BoxDir {
     }
 }
 
+/// What a pin or unpin did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinChange {
+    /// The version.
+    pub version: u64,
+    /// Whether it is pinned now.
+    pub pinned: bool,
+    /// Whether it was not so before.
+    pub changed: bool,
+}
+
+/// Pins (`pinned`) or unpins version `number` of box `b`, or its newest
+/// version when `number` is `None`. A pinned version is kept as it is by
+/// squashes and retention. Running or not, the box's live layer is not
+/// touched. Recorded in the journal when it changes anything.
+pub fn pin(b: &BoxDir, number: Option<u64>, pinned: bool) -> Result<PinChange, StoreError> {
+    let _ops = b.ops_lock(true)?;
+    recover(b)?;
+    let existing: Vec<u64> = version_numbers(b)?.into_iter().map(|v| v.0).collect();
+    let version = match number {
+        Some(n) if existing.contains(&n) => n,
+        Some(n) => {
+            return Err(StoreError::NoSuchVersionOf {
+                name: b.name().to_string(),
+                version: n,
+                existing,
+            })
+        }
+        None => *existing.last().ok_or_else(|| StoreError::NoVersions {
+            name: b.name().to_string(),
+        })?,
+    };
+    let was = b
+        .versions_dir()
+        .join(version.to_string())
+        .join("pinned")
+        .exists();
+    if was != pinned {
+        b.set_pinned(version, pinned)?;
+        crate::journal::append(
+            &b.journal(),
+            if pinned { "pin" } else { "unpin" },
+            serde_json::json!({"version": version}),
+        )?;
+    }
+    Ok(PinChange {
+        version,
+        pinned,
+        changed: was != pinned,
+    })
+}
+
+/// Version numbers for a human, runs of consecutive ones as ranges:
+/// "versions 1-3, 5 and 9", "version 4", "no versions".
+pub fn describe_numbers(numbers: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == n => *last = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(a, z)| {
+            if a == z {
+                a.to_string()
+            } else {
+                format!("{a}-{z}")
+            }
+        })
+        .collect();
+    match (numbers.len(), text.as_slice()) {
+        (0, _) => "no versions".into(),
+        (1, [one]) => format!("version {one}"),
+        (_, [one]) => format!("versions {one}"),
+        (_, [init @ .., last]) => format!("versions {} and {last}", init.join(", ")),
+        (_, []) => "no versions".into(),
+    }
+}
+
 /// The versions' numbers and directories, oldest first, without reading
 /// any manifest.
 pub fn version_numbers(b: &BoxDir) -> Result<Vec<(u64, PathBuf)>, StoreError> {
@@ -840,4 +921,18 @@ pub fn verify(b: &BoxDir) -> Result<Option<VerifyFailure>, StoreError> {
         parent = Some(v.manifest.digest.clone());
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_numbers;
+
+    #[test]
+    fn version_numbers_read_as_ranges() {
+        assert_eq!(describe_numbers(&[]), "no versions");
+        assert_eq!(describe_numbers(&[4]), "version 4");
+        assert_eq!(describe_numbers(&[1, 2, 3]), "versions 1-3");
+        assert_eq!(describe_numbers(&[1, 2, 3, 5, 9]), "versions 1-3, 5 and 9");
+        assert_eq!(describe_numbers(&[3, 7]), "versions 3 and 7");
+    }
 }

@@ -22,6 +22,7 @@ Examples:
   cowl run web                                a shell in the box
   cowl ls                                     the boxes, their size, whether they run
   cowl rm web                                 delete a box and everything it wrote
+  cowl rm --all --force                       delete every box and the store (uninstall)
 
 Store: $COWL_HOME, else $XDG_DATA_HOME/cowl, else ~/.local/share/cowl (root: /var/lib/cowl).";
 
@@ -55,7 +56,11 @@ pub enum Command {
         after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'"
     )]
     Config(ConfigArgs),
-    /// List the boxes: name, bytes held, running or not, created.
+    /// List the boxes: name, bytes held, running, stopped or damaged, created.
+    ///
+    /// A damaged box (files of its directory missing, as a half-finished
+    /// `rm -rf` leaves it) is listed with what is wrong; `cowl verify BOX`
+    /// says more, `cowl rm --force BOX` removes it.
     Ls(ListArgs),
     /// Show what changed between two views of a box: every path added,
     /// modified, deleted, type-changed or metadata-changed.
@@ -71,8 +76,23 @@ pub enum Command {
     /// A running box is never frozen mid-write: the snapshot is taken the
     /// moment its last process exits. By default a version is also made
     /// automatically whenever a run ends and changed something (box.toml
-    /// `snapshot = "on-exit"`; `"manual"` turns that off).
+    /// `snapshot = "on-exit"`; `"manual"` turns that off), so after a run
+    /// there is often nothing left to snapshot: with --pin, the newest
+    /// version is pinned then, as `cowl pin` does.
+    #[command(
+        after_help = "Examples:\n  cowl snapshot -m \"before upgrade\" --pin tools   freeze and pin (or pin the newest version)\n  cowl snapshot tools"
+    )]
     Snapshot(SnapshotArgs),
+    /// Pin a version (default: the newest): squashes and retention keep it
+    /// as it is, however old it gets.
+    #[command(
+        after_help = "Examples:\n  cowl pin tools        the newest version\n  cowl pin tools 3\n  cowl log tools        pinned versions say so"
+    )]
+    Pin(PinArgs),
+    /// Unpin a version (default: the newest): squashes and retention may
+    /// merge it again.
+    #[command(after_help = "Examples:\n  cowl unpin tools 3")]
+    Unpin(PinArgs),
     /// List a box's versions: number, time, how it was made, added, modified
     /// and deleted paths, bytes, digest, pinned, message.
     Log(LogArgs),
@@ -84,6 +104,11 @@ pub enum Command {
     Squash(SquashArgs),
     /// Re-hash every version and check the chain of digests; name the first
     /// version that does not match (exit 1).
+    ///
+    /// A damaged box (a file of its directory missing, a version without
+    /// its layer or manifest, a box.toml that does not parse) is named as
+    /// such, with every problem, and exits 1. Every other command refuses a
+    /// damaged box; `cowl rm --force BOX` removes it.
     Verify(VerifyArgs),
     /// Purge quarantined rollbacks older than each box's `quarantine_days`
     /// (box.toml, default 30).
@@ -124,8 +149,13 @@ pub enum Command {
     /// --first-bad, name the earliest version with a finding of at least
     /// --min-severity and the rollback command that returns to the version
     /// before it.
+    ///
+    /// Exit status: 1 when the box has a finding at or above --fail-on
+    /// (default high), whatever --min-severity shows; 0 when it has none;
+    /// 2 for a mistake in the command line. So a script or CI job can gate
+    /// on it, as on other scanners.
     #[command(
-        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl rollback web --before-first-bad"
+        after_help = "Examples:\n  cowl scan web\n  cowl scan web --first-bad\n  cowl scan web --with 'clamscan --no-summary {}'   a host scanner over changed files only\n  cowl scan web --json --fail-on medium > findings.json || echo 'risky changes'\n  cowl scan web --fail-on never     list findings, always exit 0\n  cowl rollback web --before-first-bad"
     )]
     Scan(ScanArgs),
     /// Show a box's network log: every connection it tried through the
@@ -140,7 +170,17 @@ pub enum Command {
     Push(crate::mirror::PushArgs),
     /// Restore a box's versions from a mirror, verified before they are used.
     Pull(crate::mirror::PullArgs),
-    /// Delete a box and everything it wrote. The host is not touched.
+    /// Delete boxes and everything they wrote. The host is not touched.
+    ///
+    /// Whatever modes an app left on its files (directories of mode 0555 or
+    /// 000, which `rm -rf` cannot get through), and whatever state a box is
+    /// in: a damaged box is removed too. A running box is refused unless
+    /// --force, which stops it first. With --all, every box and then the
+    /// store directory itself: what `rm -rf` of the store would do, asking
+    /// nothing (for scripts and uninstalling).
+    #[command(
+        after_help = "Examples:\n  cowl rm web\n  cowl rm --force web             stop it first if it runs\n  cowl rm --all                   every box and the store; refused while a box runs\n  cowl rm --all --force --json    stop running boxes, remove everything, say what as JSON"
+    )]
     Rm(RmArgs),
 }
 
@@ -304,12 +344,26 @@ pub struct SnapshotArgs {
     /// What this version is.
     #[arg(short, long, value_name = "MSG")]
     pub message: Option<String>,
-    /// Keep it through squashes and retention.
+    /// Keep it through squashes and retention. With no change to freeze,
+    /// pin the newest version.
     #[arg(long)]
     pub pin: bool,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The box.
+    #[arg(value_name = "BOX")]
+    pub name: String,
+    /// The version (default: the newest).
+    #[arg(value_name = "VERSION")]
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +410,17 @@ pub enum SeverityArg {
     Medium,
     High,
     Critical,
+}
+
+/// The least severity that makes `cowl scan` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Always exit 0 (errors aside).
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -419,6 +484,10 @@ pub struct ScanArgs {
     /// version bad).
     #[arg(long, value_enum)]
     pub min_severity: Option<SeverityArg>,
+    /// Exit 1 when the box has a finding of this severity or above (in the
+    /// versions scanned, shown or not); `never`: exit 0 whatever is found.
+    #[arg(long, value_enum, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: FailOnArg,
     /// The box.
     #[arg(value_name = "BOX")]
     pub name: String,
@@ -460,11 +529,18 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Stop the box first if it is running.
+    /// Stop a running box first (every running box, with --all).
     #[arg(long, short)]
     pub force: bool,
+    /// Every box, then the store directory itself (only what cowl made:
+    /// anything else found there is left, and said).
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The boxes.
-    #[arg(value_name = "BOX", required = true)]
+    #[arg(value_name = "BOX", required_unless_present = "all")]
     pub names: Vec<String>,
 }
 

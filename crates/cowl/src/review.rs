@@ -1,7 +1,7 @@
 //! Review and recovery: `cowl scan` (and the first bad version a rollback
 //! returns to before). Reads manifests and layers; runs nothing of the box.
 
-use crate::cli::{ScanArgs, SeverityArg};
+use crate::cli::{FailOnArg, ScanArgs, SeverityArg};
 use crate::commands::{box_name, open_store, usage};
 use anyhow::{Context as _, Result};
 use cowl_store::history::Version;
@@ -234,6 +234,50 @@ pub fn before(versions: &[Version], bad: u64) -> u64 {
         .unwrap_or(0)
 }
 
+/// The least severity that makes `cowl scan` exit 1; `None`: nothing does.
+fn fail_threshold(f: FailOnArg) -> Option<Severity> {
+    match f {
+        FailOnArg::Low => Some(Severity::Low),
+        FailOnArg::Medium => Some(Severity::Medium),
+        FailOnArg::High => Some(Severity::High),
+        FailOnArg::Critical => Some(Severity::Critical),
+        FailOnArg::Never => None,
+    }
+}
+
+/// What a scan's exit status says: whether the box has a finding at or
+/// above `--fail-on`, among all it found (shown or not).
+struct Verdict {
+    /// Why the scan fails, for stderr (stdout may be JSON); `None`: it passes.
+    failing: Option<String>,
+}
+
+impl Verdict {
+    fn of(name: &cowl_store::BoxName, rows: &[Row], fail_on: FailOnArg) -> Verdict {
+        let failing = fail_threshold(fail_on).and_then(|t| {
+            let n = rows.iter().filter(|r| r.finding.severity >= t).count();
+            (n > 0).then(|| {
+                format!(
+                    "cowl: box {name} has {n} finding(s) of {} or above: exit status 1 (`--fail-on never` exits 0)",
+                    t.as_str()
+                )
+            })
+        });
+        Verdict { failing }
+    }
+
+    /// Says why the scan fails, after its report; the exit status.
+    fn status(self) -> i32 {
+        match self.failing {
+            Some(why) => {
+                eprintln!("{why}");
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
 pub fn scan(a: ScanArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
@@ -255,6 +299,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
         }
     }
     let rows = findings(&b, only.map_or(Scope::All, Scope::One), a.with.as_deref())?;
+    let verdict = Verdict::of(&name, &rows, a.fail_on);
     let min = a.min_severity.map(severity);
     if a.first_bad {
         let min = min.unwrap_or(Severity::High);
@@ -271,7 +316,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
                 "command": to.map(|t| format!("cowl rollback {name} {t}")),
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
-            return Ok(0);
+            return Ok(verdict.status());
         }
         match (found, to) {
             (Some((n, rows)), Some(t)) => {
@@ -309,7 +354,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
                 min.as_str()
             );
         }
-        return Ok(0);
+        return Ok(verdict.status());
     }
     let rows: Vec<&Row> = rows
         .iter()
@@ -317,11 +362,14 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
         .collect();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(0);
+        return Ok(verdict.status());
     }
     if rows.is_empty() {
-        println!("no findings in box {name}");
-        return Ok(0);
+        match min {
+            Some(m) => println!("no findings of {} or above in box {name}", m.as_str()),
+            None => println!("no findings in box {name}"),
+        }
+        return Ok(verdict.status());
     }
     // Paths and details hold names the box chose: quoted, so that a name
     // cannot erase its own finding from the screen or print a fake one.
@@ -336,7 +384,7 @@ pub fn scan(a: ScanArgs) -> Result<i32> {
             quote::text(&r.finding.detail)
         );
     }
-    Ok(0)
+    Ok(verdict.status())
 }
 
 /// `cowl export`: one version's layer, or the box's whole difference from

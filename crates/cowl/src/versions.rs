@@ -1,7 +1,9 @@
 //! The version commands: snapshot, log, diff, rollback, squash, verify, gc,
 //! and what happens when a run ends (automatic snapshot and retention).
 
-use crate::cli::{DiffArgs, GcArgs, LogArgs, RollbackArgs, SnapshotArgs, SquashArgs, VerifyArgs};
+use crate::cli::{
+    DiffArgs, GcArgs, LogArgs, PinArgs, RollbackArgs, SnapshotArgs, SquashArgs, VerifyArgs,
+};
 use crate::commands::{box_name, human_bytes, open_store, usage};
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::mountinfo;
@@ -12,7 +14,7 @@ use cowl_store::manifest::Made;
 use cowl_store::quote;
 use cowl_store::squash::{self, Eligible};
 use cowl_store::stack::Stack;
-use cowl_store::{BoxDir, SnapshotPolicy, Store};
+use cowl_store::{BoxDir, SnapshotPolicy, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -114,10 +116,57 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     }
     match made {
         Some(n) => println!("version {n}"),
+        // A run that changed something already made its version: pinning
+        // is what is left to do.
+        None if a.pin => match history::pin(&b, None, true) {
+            Ok(c) => println!(
+                "version {} {} (box {name} has no changes since it: nothing new to snapshot)",
+                c.version,
+                if c.changed {
+                    "pinned"
+                } else {
+                    "was already pinned"
+                }
+            ),
+            Err(StoreError::NoVersions { .. }) => bail!(
+                "box {name} has no changes to snapshot and no version to pin: run it (`cowl run {name}`) and snapshot or pin after"
+            ),
+            Err(e) => return Err(e.into()),
+        },
         None => eprintln!(
             "cowl: box {name} has no changes since its newest version: nothing to snapshot"
         ),
     }
+    Ok(0)
+}
+
+/// `cowl pin` (`pinned`) and `cowl unpin`.
+pub fn pin(a: PinArgs, pinned: bool) -> Result<i32> {
+    let name = box_name(&a.name)?;
+    let store = open_store()?;
+    let b = store.open_box(&name)?;
+    let c = match history::pin(&b, a.version, pinned) {
+        // A number the box does not have is a mistake in the command line.
+        Err(e @ StoreError::NoSuchVersionOf { .. }) => return Err(usage(e.to_string())),
+        other => other?,
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "box": name.as_str(),
+            "version": c.version,
+            "pinned": c.pinned,
+            "changed": c.changed,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let what = match (c.pinned, c.changed) {
+        (true, true) => "is pinned: squashes and retention keep it",
+        (true, false) => "was already pinned",
+        (false, true) => "is unpinned: squashes and retention may merge it",
+        (false, false) => "was not pinned",
+    };
+    println!("version {} of box {name} {what}", c.version);
     Ok(0)
 }
 
@@ -179,6 +228,14 @@ pub fn after_run(
         let made = history::snapshot(b, &request, l)?;
         let _ = std::fs::remove_file(request_path(b));
         if made.is_none() {
+            // `cowl snapshot --pin` of a box that then changed nothing: the
+            // newest version is what it pins, as for a stopped box.
+            if pin {
+                match history::pin(b, None, true) {
+                    Ok(_) | Err(StoreError::NoVersions { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             return refresh_cache(b);
         }
         // Retention reads the versions only when there are more than it
@@ -516,7 +573,24 @@ pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
 pub fn verify(a: VerifyArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = match store.open_box(&name) {
+        // The detail every other command points here for.
+        Err(StoreError::Damaged { problems, .. }) => {
+            eprintln!(
+                "cowl: box {name} is damaged: {} problem(s) in {}:",
+                problems.len(),
+                quote::path(&store.box_path(&name))
+            );
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            eprintln!(
+                "no command uses it; copy out by hand what you need of it, then `cowl rm --force {name}` removes it"
+            );
+            return Ok(1);
+        }
+        other => other?,
+    };
     match history::verify(&b)? {
         None => {
             let n = b.versions()?.len();
@@ -524,13 +598,26 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
             Ok(0)
         }
         Some(f) => {
+            // One line: the reason holds a name the box chose, quoted, and
+            // what follows it cannot be taken for another line.
+            let before = version_before(&b, f.version)?;
             eprintln!(
-                "cowl: box {name}: version {} does not verify: {}",
-                f.version, f.reason
+                "cowl: box {name}: version {} does not verify: {}; the box is damaged or was changed by hand: `cowl rollback {name} {before}` returns to the versions below it (version {} and later kept in quarantine), `cowl rm --force {name}` removes the box",
+                f.version, f.reason, f.version
             );
             Ok(1)
         }
     }
+}
+
+/// The newest version below `n` (0: the bare host).
+fn version_before(b: &BoxDir, n: u64) -> Result<u64> {
+    Ok(history::version_numbers(b)?
+        .iter()
+        .map(|v| v.0)
+        .filter(|&v| v < n)
+        .max()
+        .unwrap_or(0))
 }
 
 pub fn gc(a: GcArgs) -> Result<i32> {

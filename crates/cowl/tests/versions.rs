@@ -347,9 +347,13 @@ fn retention_squashes_old_automatic_versions_and_keeps_pinned_ones() {
     assert_success(&w.cmd(&["config", "b", "keep=3"]), "config keep");
     assert_eq!(w.cmd(&["config", "b", "keep=lots"]).status.code(), Some(2));
     assert_eq!(w.cmd(&["config", "b", "nope=1"]).status.code(), Some(2));
-    assert_success(
-        &w.cmd(&["snapshot", "--pin", "b"]),
-        "pin (nothing to snapshot is fine)",
+    // Nothing to snapshot after the run: --pin pins its version instead.
+    let out = w.cmd(&["snapshot", "--pin", "b"]);
+    assert_success(&out, "snapshot --pin");
+    assert!(
+        stdout(&out).contains("version 1 pinned"),
+        "{}",
+        stdout(&out)
     );
     for i in 1..=6 {
         w.ok("b", &format!("echo {i} > f{i}"));
@@ -367,12 +371,22 @@ fn retention_squashes_old_automatic_versions_and_keeps_pinned_ones() {
             )
         })
         .collect();
-    assert_eq!(
-        made.iter().filter(|(_, m)| m == "run").count(),
-        3,
-        "{made:?}"
-    );
-    assert!(made.iter().any(|(_, m)| m == "squash"), "{made:?}");
+    // The pinned version 1 as it was; versions 2-3 squashed; the newest
+    // automatic ones (one more than `keep`: a single old version has
+    // nothing to merge with).
+    let want: Vec<(u64, String)> = [
+        (1, "run"),
+        (3, "squash"),
+        (4, "run"),
+        (5, "run"),
+        (6, "run"),
+        (7, "run"),
+    ]
+    .iter()
+    .map(|(n, m)| (*n, (*m).to_owned()))
+    .collect();
+    assert_eq!(made, want);
+    assert_eq!(pinned(&w, "b"), [1]);
     assert_eq!(
         w.ok("b", "cat f0 f1 f6")
             .split_whitespace()
@@ -509,4 +523,132 @@ fn a_directory_the_app_made_unreadable_survives_snapshot_squash_and_verify() {
     );
     let mode = w.ok("b", "stat -c %a d");
     assert_eq!(mode.trim(), "0");
+}
+
+fn pinned(w: &World, b: &str) -> Vec<u64> {
+    json(w, &["log", "--json", b])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["pinned"] == true)
+        .map(|v| v["version"].as_u64().unwrap())
+        .rev()
+        .collect()
+}
+
+#[test]
+fn pin_and_unpin_name_a_version_or_the_newest_and_squash_keeps_pinned_ones() {
+    let w = World::new("pin");
+    let out = w.cmd(&["pin", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no box named"), "{}", stderr(&out));
+    w.ok("b", "true");
+    // A box with no versions: said, with how to make one.
+    let out = w.cmd(&["pin", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("box b has no versions yet"),
+        "{}",
+        stderr(&out)
+    );
+    for i in 1..=4 {
+        w.ok("b", &format!("echo {i} > f{i}"));
+    }
+    // The newest by default; an explicit one; JSON for scripts.
+    let out = w.cmd(&["pin", "b"]);
+    assert_success(&out, "pin");
+    assert_eq!(
+        stdout(&out).trim(),
+        "version 4 of box b is pinned: squashes and retention keep it"
+    );
+    let v = json(&w, &["pin", "--json", "b", "2"]);
+    assert_eq!(
+        v,
+        serde_json::json!({"box": "b", "version": 2, "pinned": true, "changed": true})
+    );
+    let v = json(&w, &["pin", "--json", "b", "2"]);
+    assert_eq!(v["changed"], false);
+    assert_eq!(pinned(&w, "b"), [2, 4]);
+    // A version that does not exist: a usage error that says which exist.
+    let out = w.cmd(&["pin", "b", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("box b has no version 9: it has versions 1-4"),
+        "{}",
+        stderr(&out)
+    );
+    // Squash merges around the pinned versions and keeps them as they are.
+    assert_success(&w.cmd(&["squash", "b"]), "squash");
+    assert_eq!(versions(&w, "b"), [1, 2, 3, 4]);
+    assert_eq!(pinned(&w, "b"), [2, 4]);
+    let out = w.cmd(&["unpin", "b", "2"]);
+    assert_success(&out, "unpin");
+    assert!(
+        stdout(&out).contains("version 2 of box b is unpinned"),
+        "{}",
+        stdout(&out)
+    );
+    assert_success(&w.cmd(&["squash", "b"]), "squash");
+    assert_eq!(versions(&w, "b"), [3, 4]);
+    assert_eq!(pinned(&w, "b"), [4]);
+    let out = w.cmd(&["unpin", "b", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("it has versions 3-4"),
+        "{}",
+        stderr(&out)
+    );
+    let v = json(&w, &["unpin", "--json", "b"]);
+    assert_eq!(v["version"], 4);
+    assert!(pinned(&w, "b").is_empty());
+    // Each change is in the journal.
+    let journal = std::fs::read_to_string(w.store.join("boxes/b/journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"event\":\"pin\"").count(), 2, "{journal}");
+    assert_eq!(
+        journal.matches("\"event\":\"unpin\"").count(),
+        2,
+        "{journal}"
+    );
+    assert_success(&w.cmd(&["verify", "b"]), "verify");
+}
+
+#[test]
+fn snapshot_pin_of_an_unchanged_box_pins_its_newest_version() {
+    // The tour: `cowl snapshot -m ... --pin BOX` after a run.
+    let w = World::new("snappin");
+    let out = w.cmd(&["snapshot", "--pin", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    w.ok("b", "true");
+    let out = w.cmd(&["snapshot", "-m", "before upgrade", "--pin", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no changes to snapshot and no version to pin"),
+        "{}",
+        stderr(&out)
+    );
+    w.ok("b", "echo 1 > f");
+    w.ok("b", "echo 2 > g");
+    let out = w.cmd(&["snapshot", "-m", "before upgrade", "--pin", "b"]);
+    assert_success(&out, "snapshot --pin");
+    assert!(
+        stdout(&out).contains("version 2 pinned (box b has no changes since it"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(pinned(&w, "b"), [2]);
+    let out = w.cmd(&["snapshot", "--pin", "b"]);
+    assert!(
+        stdout(&out).contains("version 2 was already pinned"),
+        "{}",
+        stdout(&out)
+    );
+    // Of a running box that then changes nothing: pinned when it stops.
+    let mut child = w.start_sleeping("b");
+    let out = w.cmd(&["snapshot", "--pin", "b"]);
+    assert_success(&out, "snapshot --pin of a running box");
+    assert_success(&w.cmd(&["unpin", "b", "2"]), "unpin");
+    assert_success(&w.cmd(&["stop", "b"]), "stop");
+    child.wait().unwrap();
+    assert_eq!(versions(&w, "b"), [1, 2]);
+    assert_eq!(pinned(&w, "b"), [2]);
 }
