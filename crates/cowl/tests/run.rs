@@ -604,6 +604,13 @@ fn a_failed_start_leaves_the_live_layer_as_it_was() {
     let upper = w.store.join("boxes/b/live/upper");
     // What the app wrote, and nothing of cowl's (the empty directories it
     // made for its overlays).
+    // (Made writable first: cowl's directories carry the host's modes.)
+    let opened = std::process::Command::new("chmod")
+        .args(["-R", "u+rwX"])
+        .arg(&upper)
+        .status()
+        .unwrap();
+    assert!(opened.success());
     let prune = std::process::Command::new("find")
         .arg(&upper)
         .args([
