@@ -4,7 +4,7 @@
 use crate::error::SandboxError;
 use crate::process::{self, AppStart};
 use crate::rootfs::Caller;
-use crate::spawn::{box_pty, handshake, interactive, proxy_env, send, Observer};
+use crate::spawn::{app_events_pipe, box_pty, handshake, interactive, proxy_env, send, Observer};
 use crate::supervise::supervise;
 use crate::{security, stdio, sys};
 use cowl_store::{Mode, NetMode};
@@ -54,12 +54,14 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
+    let (events_r, events_w) = app_events_pipe()?;
     let pid = process::fork().map_err(SandboxError::sys("fork"))?;
     if pid == 0 {
         drop(ours);
         drop(relay);
+        drop(events_r);
         let mut keep = app_io.raw_fds();
-        keep.extend([theirs.as_raw_fd(), pidfd.as_raw_fd()]);
+        keep.extend([theirs.as_raw_fd(), pidfd.as_raw_fd(), events_w.as_raw_fd()]);
         security::close_all_but(&keep);
         security::die_with_parent();
         // The box's cgroups, by host path: before entering its mount
@@ -115,6 +117,15 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
                 unsafe { libc::_exit(1) }
             }
         };
+        if let Err(e) = process::lead_session(slave.as_ref()) {
+            send(
+                &theirs,
+                b'E',
+                &format!("cannot make the box's session: {e}"),
+            );
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(1) }
+        }
         if let Err(e) = stdio::let_go_of_callers() {
             send(
                 &theirs,
@@ -149,12 +160,13 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         drop(theirs);
         drop(slave);
         drop(app_io);
-        let code = process::init_loop(app);
+        let code = process::init_loop(app, Some(&events_w));
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
     drop(app_io);
+    drop(events_w);
     struct Quiet;
     impl Observer for Quiet {
         fn started(&mut self, _: i32) {}
@@ -168,7 +180,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             if let Some(m) = master {
                 relay.attach_master(m);
             }
-            Ok(supervise(pid, &mut relay))
+            Ok(supervise(pid, &mut relay, Some(events_r)))
         }
         Err(e) => {
             let _ = sys::kill(pid, libc::SIGKILL);

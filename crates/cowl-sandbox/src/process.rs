@@ -12,8 +12,9 @@ use std::path::Path;
 /// Signals the supervisor and init handle through a signalfd: blocked in the
 /// supervisor before the box is cloned, so every process of cowl inherits the
 /// mask; the app unblocks them before exec.
-pub const HANDLED: [i32; 9] = [
+pub const HANDLED: [i32; 10] = [
     libc::SIGCHLD,
+    libc::SIGTSTP,
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -118,7 +119,6 @@ pub struct AppStart<'a> {
 /// no new privileges, no capabilities, no stray descriptors; then exec.
 /// Never returns; an error is reported on `report` as `X<message>`.
 pub fn exec_app(a: &AppStart) -> ! {
-    security::reset_signals();
     let fail = |code: i32, msg: String| -> ! {
         let mut m = vec![b'X'];
         m.extend(msg.into_bytes());
@@ -126,15 +126,14 @@ pub fn exec_app(a: &AppStart) -> ! {
         // SAFETY: leaving the forked child without running destructors.
         unsafe { libc::_exit(code) }
     };
-    // A new session: no controlling terminal of the caller's, so TIOCSTI
-    // cannot type into it (CVE-2017-5226).
-    // SAFETY: plain syscall.
-    unsafe { libc::setsid() };
-    if let Some(slave) = a.pty_slave {
-        if let Err(e) = pty::make_controlling(slave) {
-            fail(1, format!("cannot attach the terminal: {e}"));
-        }
+    // A process group of its own in the session its init leads (see
+    // `lead_session`), the foreground one of the box's terminal: as a
+    // shell's job, so Ctrl-Z and SIGTSTP stop it (a group whose parent is
+    // in another session is orphaned, and the kernel drops those signals).
+    if let Err(e) = own_process_group(a.pty_slave) {
+        fail(1, format!("cannot attach the terminal: {e}"));
     }
+    security::reset_signals();
     if let Err(e) = a.stdio.install(a.pty_slave) {
         fail(1, format!("cannot set up stdin, stdout and stderr: {e}"));
     }
@@ -225,17 +224,87 @@ pub fn exec_app(a: &AppStart) -> ! {
     fail(code, format!("cannot run {:?} in the box: {e}", a.argv[0]))
 }
 
+/// In the box's init (or a joined run's helper), before the app is forked:
+/// a new session, led by this process, with the box's pty (if any) as its
+/// controlling terminal. Never the caller's session or terminal, so
+/// TIOCSTI cannot type into the caller's (CVE-2017-5226).
+pub fn lead_session(slave: Option<&OwnedFd>) -> std::io::Result<()> {
+    // SAFETY: plain syscall.
+    sys::cvt(unsafe { libc::setsid() })?;
+    if let Some(s) = slave {
+        pty::make_controlling(s)?;
+    }
+    Ok(())
+}
+
+/// In the app, before exec: a process group of its own, which becomes the
+/// foreground group of the box's terminal (with SIGTTOU blocked, which a
+/// group not yet in the foreground would get for asking).
+fn own_process_group(slave: Option<&OwnedFd>) -> std::io::Result<()> {
+    // SAFETY: plain syscall on this process.
+    sys::cvt(unsafe { libc::setpgid(0, 0) })?;
+    let Some(s) = slave else {
+        return Ok(());
+    };
+    let old = sys::block_signals(&[libc::SIGTTOU]);
+    // SAFETY: plain ioctl wrapper on our own descriptor.
+    let r = sys::cvt(unsafe { libc::tcsetpgrp(s.as_raw_fd(), libc::getpid()) });
+    sys::set_signal_mask(&old);
+    r.map(drop)
+}
+
+/// What the box's init tells the supervisor about the app while it runs,
+/// one byte each on the pipe `init_loop` is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEvent {
+    /// The app stopped (Ctrl-Z on the box's terminal, SIGTSTP, SIGSTOP):
+    /// the supervisor stops too, so the caller's shell gets its prompt back.
+    Stopped,
+    /// The app runs again.
+    Continued,
+}
+
+impl AppEvent {
+    /// Its byte on the pipe.
+    pub fn byte(self) -> u8 {
+        match self {
+            AppEvent::Stopped => b'S',
+            AppEvent::Continued => b'C',
+        }
+    }
+
+    /// The event a byte stands for.
+    pub fn from_byte(b: u8) -> Option<AppEvent> {
+        match b {
+            b'S' => Some(AppEvent::Stopped),
+            b'C' => Some(AppEvent::Continued),
+            _ => None,
+        }
+    }
+}
+
+/// Signals a terminal sends to its whole foreground process group: the
+/// app's group gets them (the app leads a session of its own), as its
+/// pipeline would from the caller's terminal.
+const TO_THE_GROUP: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGCONT];
+
 /// The box's pid 1 (or, for a joined run, the process that waits for the
-/// joined app): forwards signals to the app, reaps every child, and returns
+/// joined app): forwards signals to the app, reaps every child, tells the
+/// supervisor through `events` when the app stops or continues, and returns
 /// the app's exit code when it ends. Anything else left in the box is killed
 /// by the kernel when pid 1 exits.
-pub fn init_loop(app: i32) -> i32 {
+pub fn init_loop(app: i32, events: Option<&OwnedFd>) -> i32 {
     let Ok(sfd) = signalfd() else {
         // Without a signalfd we can still wait; signals are then not forwarded.
         let mut status = 0;
         // SAFETY: plain waitpid.
         while unsafe { libc::waitpid(app, &mut status, 0) } == -1 {}
         return exit_code(status);
+    };
+    let tell = |e: AppEvent| {
+        if let Some(fd) = events {
+            let _ = sys::write_all(fd.as_raw_fd(), &[e.byte()]);
+        }
     };
     loop {
         let Some(sig) = read_signal(&sfd) else {
@@ -245,14 +314,31 @@ pub fn init_loop(app: i32) -> i32 {
             loop {
                 let mut status = 0;
                 // SAFETY: plain waitpid.
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                let pid = unsafe {
+                    libc::waitpid(
+                        -1,
+                        &mut status,
+                        libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED,
+                    )
+                };
                 if pid <= 0 {
                     break;
                 }
-                if pid == app {
+                if pid != app {
+                    continue;
+                }
+                if libc::WIFSTOPPED(status) {
+                    tell(AppEvent::Stopped);
+                } else if libc::WIFCONTINUED(status) {
+                    tell(AppEvent::Continued);
+                } else {
                     crate::trace::mark("init: app exited");
                     return exit_code(status);
                 }
+            }
+        } else if TO_THE_GROUP.contains(&sig) {
+            if sys::kill(-app, sig).is_err() {
+                let _ = sys::kill(app, sig);
             }
         } else {
             let _ = sys::kill(app, sig);

@@ -220,6 +220,7 @@ pub fn run(
     process::block_handled();
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
+    let (events_r, events_w) = app_events_pipe()?;
     let pid = clone3(namespace_flags(plan)).map_err(|source| SandboxError::Namespaces {
         source,
         hint: userns_hint(),
@@ -229,15 +230,25 @@ pub fn run(
         // The supervisor's ends of the app's pipes: held here, the app would
         // never see the end of its input. Nothing else of cowl's either.
         drop(relay);
+        drop(events_r);
         let mut keep = app_io.raw_fds();
-        keep.push(theirs.as_raw_fd());
+        keep.extend([theirs.as_raw_fd(), events_w.as_raw_fd()]);
         security::close_all_but(&keep);
-        let code = init_main(plan, caller, &run_id, theirs, app_io, &limits.rlimits);
+        let code = init_main(
+            plan,
+            caller,
+            &run_id,
+            theirs,
+            app_io,
+            &limits.rlimits,
+            events_w,
+        );
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
     drop(theirs);
     drop(app_io);
+    drop(events_w);
     crate::trace::mark("cloned");
     let result = (|| {
         // Before the init may fork the app: everything it starts is held.
@@ -258,7 +269,7 @@ pub fn run(
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
-            let code = supervise(pid, &mut relay);
+            let code = supervise(pid, &mut relay, Some(events_r));
             if let Some(p) = proxy {
                 let _ = sys::kill(p, libc::SIGKILL);
                 let mut status = 0;
@@ -275,6 +286,22 @@ pub fn run(
             Err(e)
         }
     }
+}
+
+/// The pipe on which the box's init tells the supervisor that the app
+/// stopped or continued (`process::AppEvent`); both ends close-on-exec.
+pub(crate) fn app_events_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    sys::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
+        .map_err(SandboxError::sys("create a pipe"))?;
+    // SAFETY: the kernel returned two fresh descriptors.
+    Ok(unsafe {
+        (
+            std::os::fd::FromRawFd::from_raw_fd(fds[0]),
+            std::os::fd::FromRawFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// Reads the init's messages until the app has exec'd (end of stream).
@@ -322,6 +349,7 @@ fn init_main(
     sock: OwnedFd,
     app_io: AppStdio,
     rlimits: &[(u32, u64)],
+    events: OwnedFd,
 ) -> i32 {
     security::die_with_parent();
     let setup = || -> Result<i32, String> {
@@ -364,6 +392,8 @@ fn init_main(
         // From here on the box runs code of its own: nothing of the
         // caller's stays in its init.
         stdio::let_go_of_callers().map_err(|e| format!("cannot let go of cowl's stdio: {e}"))?;
+        process::lead_session(slave.as_ref())
+            .map_err(|e| format!("cannot make the box's session: {e}"))?;
         crate::trace::mark("init: forking app");
         let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
         if app == 0 {
@@ -395,7 +425,7 @@ fn init_main(
         }
         Ok(app) => {
             drop(sock);
-            process::init_loop(app)
+            process::init_loop(app, Some(&events))
         }
     }
 }

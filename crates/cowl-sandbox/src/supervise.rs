@@ -1,14 +1,26 @@
 //! The supervisor's loop: relays the app's stdio (and the box's terminal)
 //! and forwards signals until the box's init (or a joined process) exits.
 
+use crate::process::AppEvent;
 use crate::stdio::Relay;
 use crate::{process, pty, sys};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Puts the caller's terminal in raw mode for the box's pty, when cowl is
+/// its foreground job (a background job leaves the terminal alone).
+fn raw_mode(relay: &Relay) -> Option<pty::RawMode> {
+    relay.master()?;
+    // SAFETY: plain queries of this process and its terminal.
+    let foreground = unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+    foreground.then(|| pty::RawMode::enter(0).ok()).flatten()
+}
 
 /// Relays stdio and forwards signals until `child` exits; returns its exit
-/// code once what the app wrote has reached the caller.
-pub(crate) fn supervise(child: i32, relay: &mut Relay) -> i32 {
-    let raw = relay.master().and_then(|_| pty::RawMode::enter(0).ok());
+/// code once what the app wrote has reached the caller. `events`: what the
+/// box's init says of the app (it stopped, it continued).
+pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) -> i32 {
+    let mut raw = raw_mode(relay);
+    let mut events_open = events.is_some();
     // A reader of the caller's that went away is an EPIPE for the relay to
     // act on, not a signal that ends cowl (and with it the box).
     // SAFETY: setting a signal disposition; restored below.
@@ -31,6 +43,13 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay) -> i32 {
                 revents: 0,
             });
         }
+        if let (Some(e), true) = (&events, events_open) {
+            fds.push(libc::pollfd {
+                fd: e.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         let timeout = if sfd.is_some() { -1 } else { 100 };
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -44,9 +63,31 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay) -> i32 {
                 relay.pump(*flow);
             }
         }
+        if let (Some(e), true) = (&events, events_open) {
+            if fds[skip + interests.len()].revents != 0 {
+                let mut b = [0u8; 16];
+                match sys::read(e.as_raw_fd(), &mut b) {
+                    Ok(0) | Err(_) => events_open = false,
+                    Ok(n) => {
+                        if b[..n].contains(&AppEvent::Stopped.byte()) {
+                            // The app stopped: so does cowl, its terminal as it
+                            // was, and the caller's shell takes over (job
+                            // control); `fg` or `bg` continue both.
+                            drop(raw.take());
+                            let _ = sys::kill(std::process::id() as i32, libc::SIGSTOP);
+                            raw = raw_mode(relay);
+                        }
+                    }
+                }
+            }
+        }
         if let Some(s) = &sfd {
             if fds[0].revents != 0 {
                 if let Some(sig) = process::read_signal(s) {
+                    if sig == libc::SIGCONT && raw.is_none() {
+                        // Continued in the foreground after a stop.
+                        raw = raw_mode(relay);
+                    }
                     exited = on_signal(sig, child, relay);
                 }
             }

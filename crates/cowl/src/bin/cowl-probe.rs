@@ -213,9 +213,15 @@ fn posture(host: &[String]) {
             .trim()
             == std::env::var("COWL_PROBE_BOX").unwrap_or_default()
     );
-    println!("sid-is-self {}", {
+    // The app's session is the one its box's init leads (pid 1 here), never
+    // the caller's; the app leads a process group of its own in it.
+    println!("session-is-box-init {}", {
         // SAFETY: plain queries.
-        unsafe { libc::getsid(0) == libc::getpid() }
+        unsafe { libc::getsid(0) == 1 }
+    });
+    println!("pgrp-is-self {}", {
+        // SAFETY: plain queries.
+        unsafe { libc::getpgrp() == libc::getpid() }
     });
 }
 

@@ -1,0 +1,152 @@
+//! Job control behaves as when the command runs directly: Ctrl-Z (or
+//! SIGTSTP) stops the app and cowl with it, so the caller's shell gets its
+//! prompt back; `fg` or `bg` (SIGCONT) continue both.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// The state letter of a process (`T` when stopped).
+fn state(pid: u32) -> char {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    s.rsplit(')')
+        .next()
+        .and_then(|r| r.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigtstp_stops_the_app_and_cowl_and_sigcont_resumes_both() {
+    // Stdout a pipe: the app has no terminal; a Ctrl-Z on the caller's
+    // terminal reaches cowl as SIGTSTP.
+    let w = World::new("tstp");
+    let mut child = w
+        .cowl()
+        .args([
+            "run",
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i; sleep 0.02; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&out);
+    // SAFETY: making our end of the pipe non-blocking.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut got = Vec::new();
+    let mut drain = |got: &mut Vec<u8>| {
+        let mut b = [0u8; 4096];
+        while let Ok(n) = out.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..n]);
+        }
+    };
+    wait_for("output", || {
+        drain(&mut got);
+        got.len() > 10
+    });
+    let pid = child.id();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
+    wait_for("cowl stopped", || state(pid) == 'T');
+    std::thread::sleep(Duration::from_millis(300));
+    drain(&mut got);
+    let at_stop = got.len();
+    std::thread::sleep(Duration::from_millis(600));
+    drain(&mut got);
+    assert_eq!(got.len(), at_stop, "the app went on while stopped");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    wait_for("output again", || {
+        drain(&mut got);
+        got.len() > at_stop + 20
+    });
+    assert_ne!(state(pid), 'T');
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn ctrl_z_on_the_boxs_terminal_stops_cowl_and_fg_resumes_it() {
+    // Under a terminal: Ctrl-Z is typed into the box's own pty and stops
+    // the app there; cowl stops too (the shell would print "Stopped"), and
+    // SIGCONT (what `fg` sends) resumes both.
+    let w = World::new("ctrl-z");
+    let py = r#"
+import os, pty, sys, time, signal, select
+cowl = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(cowl, [cowl, "run", "b", "--", "sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+def read_for(t):
+    out = b''
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    return out
+first = read_for(1.5)
+os.write(fd, b'\x1a')
+stopped = False
+end = time.time() + 10
+while time.time() < end:
+    p, status = os.waitpid(pid, os.WUNTRACED | os.WNOHANG)
+    if p == pid and os.WIFSTOPPED(status):
+        stopped = True
+        break
+    read_for(0.05)
+read_for(0.3)
+quiet = read_for(0.8)
+os.kill(pid, signal.SIGCONT)
+again = read_for(1.5)
+os.write(fd, b'\x03')
+end = time.time() + 10
+code = None
+while time.time() < end:
+    p, status = os.waitpid(pid, os.WNOHANG)
+    if p == pid:
+        code = os.waitstatus_to_exitcode(status)
+        break
+    read_for(0.05)
+print(b'tick' in first, stopped, quiet.count(b'tick'), again.count(b'tick') > 3, code)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", py, cowl_bin().to_str().unwrap()])
+        .env("COWL_HOME", &w.store)
+        .current_dir(w.host())
+        .output()
+        .unwrap();
+    assert_success(&out, "pty driver");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("True True 0 True {}", 128 + libc::SIGINT),
+        "{}",
+        stderr(&out)
+    );
+}
