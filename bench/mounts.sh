@@ -35,7 +35,7 @@ user = os.environ["USER_NAME"]
 gid = subprocess.run(["id", "-g", user], capture_output=True, text=True).stdout.strip()
 pre = ["setpriv", "--reuid", user, "--regid", gid, "--clear-groups",
        "env", "HOME=/media/home", "COWL_HOME=/media/home/store"]
-cmds = {"cowl": pre + [os.environ["DIR"] + "/cowl", "run", "b", "--", "true"],
+cmds = {"cowl": pre + ["/media/cowl", "run", "b", "--", "true"],
         "bwrap": pre + ["bwrap", "--ro-bind", "/", "/", "--unshare-all", "true"]}
 t = {k: [] for k in cmds}
 for i in range(runs + 3):
@@ -75,13 +75,16 @@ for n in 0 25 50 100; do
       mount -t tmpfs -o mode=0777 bench "/media/w$i"
       i=$((i + 1))
     done
+    # Where the user can run it ($DIR may be under a home it cannot enter).
+    cp "$DIR/cowl" /media/cowl
+    chmod 755 /media/cowl
     home=/media/home
     mkdir -p "$home"
     chown "$USER_NAME" "$home"
     cd /
     as() { setpriv --reuid "$USER_NAME" --regid "$(id -g "$USER_NAME")" --clear-groups env HOME="$home" COWL_HOME="$home/store" "$@"; }
-    as "$DIR/cowl" run b -- true
-    plan=$(as "$DIR/cowl" run --dry-run --json b -- true)
+    as /media/cowl run b -- true
+    plan=$(as /media/cowl run --dry-run --json b -- true)
     python3 "$DIR/measure.py" "$RUNS" "$plan"
   ')
   set -- $line

@@ -92,9 +92,11 @@ pub fn default_hidden(
 pub(crate) fn hidden_paths(store: &Path, hide: &[PathBuf]) -> Vec<PathBuf> {
     let mut all: BTreeSet<PathBuf> = BTreeSet::new();
     all.insert(store.to_owned());
+    // The secrets of a home share its directories: each looked at once.
+    let mut dirs = std::collections::HashMap::new();
     for p in hide.iter().filter(|p| p.is_absolute()) {
         all.insert(normal(p));
-        all.insert(resolve_existing(p));
+        all.insert(resolve_existing(p, &mut dirs));
     }
     let all: Vec<PathBuf> = all.into_iter().collect();
     all.iter()
@@ -118,28 +120,56 @@ fn normal(p: &Path) -> PathBuf {
     out
 }
 
+/// What a path of the host is, for `resolve_existing`.
+#[derive(Clone)]
+enum Seen {
+    /// A directory (not a symlink).
+    Dir,
+    /// Nothing there.
+    Missing,
+    /// A symlink or file: resolved as a whole by the kernel.
+    Other,
+}
+
 /// `p` with symlinks resolved as far as it exists on the host; the rest
-/// appended as given.
-fn resolve_existing(p: &Path) -> PathBuf {
+/// appended as given. Walks down from `/` with one lstat per directory not
+/// seen before (`dirs` remembers them across calls); only a path with a
+/// symlink on the way goes to `canonicalize`.
+fn resolve_existing(p: &Path, dirs: &mut std::collections::HashMap<PathBuf, Seen>) -> PathBuf {
     let p = normal(p);
-    let mut head = p.clone();
-    let mut tail = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&head) {
-            let mut out = real;
-            for t in tail.iter().rev() {
-                out.push(t);
+    let mut head = PathBuf::from("/");
+    let comps: Vec<_> = p.components().skip(1).collect();
+    for (i, c) in comps.iter().enumerate() {
+        head.push(c);
+        let seen = dirs
+            .entry(head.clone())
+            .or_insert_with(|| match std::fs::symlink_metadata(&head) {
+                Ok(m) if m.is_dir() => Seen::Dir,
+                Ok(_) => Seen::Other,
+                Err(_) => Seen::Missing,
+            })
+            .clone();
+        match seen {
+            Seen::Dir => {}
+            Seen::Missing => {
+                head.pop();
+                for rest in &comps[i..] {
+                    head.push(rest);
+                }
+                return head;
             }
-            return out;
-        }
-        match (head.file_name().map(|n| n.to_owned()), head.parent()) {
-            (Some(name), Some(parent)) => {
-                tail.push(name);
-                head = parent.to_owned();
+            Seen::Other => {
+                let Ok(mut real) = std::fs::canonicalize(&head) else {
+                    return p;
+                };
+                for rest in &comps[i + 1..] {
+                    real.push(rest);
+                }
+                return real;
             }
-            _ => return p,
         }
     }
+    head
 }
 
 /// Gives each hidden path to the deepest overlay of a host directory that

@@ -3,7 +3,7 @@
 //! flags), and which of them a process sees — a mount covered by a later
 //! one on the same point, or on a directory above it, is not seen.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -105,49 +105,61 @@ pub fn read_own() -> std::io::Result<Vec<MountEntry>> {
 /// none below a mount that covers it (a later mount on a directory above).
 /// The root is the mount on `/` that nothing listed is mounted under.
 pub fn visible(mounts: &[MountEntry]) -> Vec<MountEntry> {
-    // The top mount of each point: one no other mount on that point sits on.
-    let is_top = |m: &MountEntry| {
-        !mounts
-            .iter()
-            .any(|o| o.parent == m.id && o.mount_point == m.mount_point)
-    };
+    // Linear in the table (a desktop's has hundreds of lines): maps by id
+    // and by point instead of scans.
+    let by_id: HashMap<u32, &MountEntry> = mounts.iter().map(|m| (m.id, m)).collect();
+    // Mounts another mount sits on at the same point: not the top of it.
+    let sat_on: HashSet<u32> = mounts
+        .iter()
+        .filter(|o| {
+            by_id
+                .get(&o.parent)
+                .is_some_and(|p| p.mount_point == o.mount_point)
+        })
+        .map(|o| o.parent)
+        .collect();
     let Some(root) = mounts
         .iter()
-        .find(|m| m.mount_point == Path::new("/") && is_top(m))
+        .find(|m| m.mount_point == Path::new("/") && !sat_on.contains(&m.id))
     else {
         return Vec::new();
     };
-    let mut seen: Vec<&MountEntry> = vec![root];
+    // The mount seen at each point so far.
+    let mut seen_at: HashMap<&Path, u32> = HashMap::from([(root.mount_point.as_path(), root.id)]);
     let mut ids: HashSet<u32> = HashSet::from([root.id]);
-    // Parents come before children in the table; a few passes settle any
-    // other order.
+    // Shallowest first, so a mount made later on a directory above an
+    // earlier one is known before that one is looked at; parents come before
+    // their children (a few passes settle any other order).
+    let mut order: Vec<&MountEntry> = mounts.iter().collect();
+    order.sort_by_key(|m| m.mount_point.components().count());
     for _ in 0..4 {
         let mut changed = false;
-        for m in mounts {
-            if ids.contains(&m.id) || !is_top(m) {
+        for &m in &order {
+            if ids.contains(&m.id) || sat_on.contains(&m.id) {
                 continue;
             }
             // The top of a stack sits on the mount below it on the same
             // point: what it is mounted under is that one's parent.
             let mut under = m.parent;
             for _ in 0..mounts.len() {
-                match mounts.iter().find(|p| p.id == under) {
+                match by_id.get(&under) {
                     Some(p) if p.mount_point == m.mount_point => under = p.parent,
                     _ => break,
                 }
             }
-            let Some(parent) = seen.iter().find(|p| p.id == under) else {
+            let Some(parent) = by_id.get(&under).filter(|p| ids.contains(&p.id)) else {
                 continue;
             };
             // A mount seen on a directory between its parent's point and its
             // own covers it.
-            let covered = seen.iter().any(|q| {
-                q.mount_point != parent.mount_point
-                    && q.mount_point.starts_with(&parent.mount_point)
-                    && m.mount_point.starts_with(&q.mount_point)
-            });
+            let covered = m
+                .mount_point
+                .ancestors()
+                .skip(1)
+                .take_while(|a| *a != parent.mount_point.as_path())
+                .any(|a| seen_at.contains_key(a));
             if !covered {
-                seen.push(m);
+                seen_at.insert(m.mount_point.as_path(), m.id);
                 ids.insert(m.id);
                 changed = true;
             }
@@ -212,9 +224,12 @@ mod tests {
                     4 2 0:32 / /mnt rw - tmpfs c rw\n\
                     5 1 0:33 / /srv rw - tmpfs d rw\n\
                     6 5 0:34 / /srv rw - tmpfs e rw\n\
-                    7 6 0:35 / /srv/y rw - tmpfs f rw\n";
+                    7 6 0:35 / /srv/y rw - tmpfs f rw\n\
+                    8 1 0:36 / /opt/a/b rw - tmpfs g rw\n\
+                    9 1 0:37 / /opt/a rw - tmpfs h rw\n";
         let seen: Vec<u32> = visible(&parse(text)).iter().map(|m| m.id).collect();
-        // /mnt: 4 is on top of 2, so 2's child 3 is covered; /srv: 6 on 5.
-        assert_eq!(seen, [1, 4, 6, 7]);
+        // /mnt: 4 is on top of 2, so 2's child 3 is covered; /srv: 6 on 5;
+        // /opt/a, mounted after /opt/a/b, covers it.
+        assert_eq!(seen, [1, 4, 6, 7, 9]);
     }
 }

@@ -248,11 +248,14 @@ pub fn resolve(
     let mut hidden = crate::hidden::hidden_paths(store, &spec.hide);
     // One read of the mount table: the mounts a process sees, each classed
     // by what it is; a second path to a hidden one is hidden too.
+    crate::trace::mark("plan: start");
     let visible = crate::mountinfo::visible(mounts);
+    crate::trace::mark("plan: visible mounts");
     let skip = |p: &Path| is_under_any(p, &SPECIAL_DIRS);
     // SAFETY: getuid always succeeds.
     let uid = unsafe { libc::getuid() };
     let (classed, aliases) = crate::hostmounts::classify(&visible, &hidden, uid, &skip);
+    crate::trace::mark("plan: classified");
     let store_aliases: Vec<PathBuf> = aliases
         .iter()
         .filter(|a| !hidden.contains(a))
@@ -267,6 +270,7 @@ pub fn resolve(
         Mode::System => crate::placement::privileged(&classed, &stores, &hidden),
         Mode::Rootless => crate::placement::rootless(&classed, &stores, &hidden),
     };
+    crate::trace::mark("plan: placed");
     // A private directory below an overlaid one is mounted on top of it.
     for p in PRIVATE_DIRS.map(Path::new) {
         if !layers.iter().any(|l| l.path == p) && p.is_dir() {
@@ -282,6 +286,7 @@ pub fn resolve(
             .cmp(&depth(&b.path))
             .then_with(|| a.path.cmp(&b.path))
     });
+    crate::trace::mark("plan: versions attached");
     let mut covered = crate::hidden::assign_hidden(&mut layers, &hidden);
     // A socket bound onto a file is never the host's in the box: a
     // placeholder in a skeleton, left out otherwise, and covered wherever a
