@@ -34,15 +34,17 @@ pub enum Command {
     /// The box sees the host's filesystem; its writes go to the box's live
     /// layer. Rootless (the default), the app has your own rights: what you
     /// cannot change on the host (root's files in /etc, /usr) it cannot
-    /// change in the box either. With --system (as root), ids map one to one
-    /// and installers can write anywhere, still only into the box.
+    /// change in the box either. A box made with --system (as root) is a
+    /// system box: ids map one to one and installers can write anywhere,
+    /// still only into the box. A box keeps its mode (box.toml `mode`):
+    /// every later run of a system box is one, as root, without --system.
     ///
     /// If the box is already running, the command joins it: same files,
     /// same processes, same network.
     ///
     /// The exit status is the command's (128+N if signal N ended it).
     #[command(
-        after_help = "Examples:\n  cowl run tools -- git clone https://example.org/repo\n  sudo cowl run --system tools -- dpkg -i ./hello.deb\n  cowl run --dry-run --json tools     show the mounts a run would make"
+        after_help = "Examples:\n  cowl run tools -- git clone https://example.org/repo\n  sudo cowl run --system pkgs -- dpkg -i ./hello.deb   make system box 'pkgs' and install into it\n  sudo cowl run pkgs -- hello                          a system box stays one: no --system needed\n  cowl run --dry-run --json tools                      show the mounts a run would make"
     )]
     Run(RunArgs),
     /// Read or change a box's settings (box.toml).
@@ -206,7 +208,9 @@ pub enum NetArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Map ids one to one (root only), so package installers work in the box.
+    /// Make a new box a system box (root only): ids map one to one, so
+    /// package installers work in the box. The box stays one: later runs
+    /// (as root) need no --system. Refused for an existing rootless box.
     #[arg(long)]
     pub system: bool,
     /// Network for this run (default: the box's setting, else none).

@@ -77,23 +77,16 @@ fn run(a: RunArgs) -> Result<i32> {
     cowl_sandbox::trace::mark("main");
     let name = box_name(&a.name)?;
     let is_root = sys::geteuid() == 0;
-    let mode = if a.system {
-        if !is_root {
-            return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
-        }
-        Mode::System
-    } else {
-        Mode::Rootless
-    };
+    if a.system && !is_root {
+        return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
+    }
     let store = open_store()?;
     let existing = match store.open_box(&name) {
         Ok(b) => Some(b),
         Err(StoreError::NoSuchBox { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(b) = &existing {
-        check_mode(b, mode)?;
-    }
+    let mode = run_mode(existing.as_ref(), a.system, is_root, &name)?;
     let settings = existing.as_ref().map(|b| b.settings.clone());
     let mut command = a.command.clone();
     if command.is_empty() {
@@ -273,18 +266,41 @@ fn run(a: RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn check_mode(b: &BoxDir, mode: Mode) -> Result<()> {
-    match (b.settings.mode, mode) {
-        (Mode::System, Mode::Rootless) => Err(usage(format!(
-            "box {} is a system box: run it as root with --system",
-            b.name()
+/// The mode a run of box `name` has. A box's mode is fixed when it is made
+/// (box.toml `mode`) and every later run takes it from there: `--system`
+/// makes a new box a system box, and is accepted, not needed, for an
+/// existing one. Only root runs a system box (its ids map one to one);
+/// `--system` never turns a rootless box into one.
+fn run_mode(
+    existing: Option<&BoxDir>,
+    system: bool,
+    is_root: bool,
+    name: &BoxName,
+) -> Result<Mode> {
+    match existing.map(|b| b.settings.mode) {
+        Some(Mode::System) if !is_root => Err(usage(format!(
+            "box {name} is a system box (box.toml mode = \"system\") and runs only as root: sudo cowl run {name} …"
         ))),
-        (Mode::Rootless, Mode::System) => Err(usage(format!(
-            "box {} is rootless: run it without --system, or make a new box for --system",
-            b.name()
+        Some(Mode::Rootless) if system => Err(usage(format!(
+            "box {name} is rootless (box.toml mode = \"rootless\"): run it without --system, or give --system a new box name to make a system box"
         ))),
-        _ => Ok(()),
+        Some(mode) => Ok(mode),
+        None if system => Ok(Mode::System),
+        None => Ok(Mode::Rootless),
     }
+}
+
+/// Refuses a box whose mode is not the run's: one made meanwhile by
+/// another cowl, between the first look and `open_or_create`.
+fn check_mode(b: &BoxDir, mode: Mode) -> Result<()> {
+    if b.settings.mode == mode {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "box {} was just made as a {} box by another cowl command: run it again",
+        b.name(),
+        b.settings.mode.as_str()
+    )))
 }
 
 struct StateWriter<'a> {
