@@ -39,6 +39,10 @@ pub enum Command {
     /// still only into the box. A box keeps its mode (box.toml `mode`):
     /// every later run of a system box is one, as root, without --system.
     ///
+    /// The command runs in your working directory when the box shows it.
+    /// The box has its own /tmp and /var/tmp, and does not show hidden
+    /// paths: from there it runs in $HOME instead, and cowl says so.
+    ///
     /// If the box is already running, the command joins it: same files,
     /// same processes, same network.
     ///

@@ -4,9 +4,11 @@ use crate::cli::{
     Cli, Command, ConfigArgs, ListArgs, NetArg, NetlogArgs, RmArgs, RunArgs, StopArgs,
 };
 use crate::policy::{
-    check_syscall_names, effective_hidden, enforceable, landlock_policy, limits_of, proxy_rules,
+    check_syscall_names, effective_hidden, enforceable, expand, landlock_policy, limits_of,
+    proxy_rules,
 };
 use crate::versions;
+use crate::workdir;
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::join::{self, JoinTarget};
 use cowl_sandbox::plan::{self, Base, Spec};
@@ -14,7 +16,7 @@ use cowl_sandbox::spawn::{self, Observer};
 use cowl_sandbox::{mountinfo, sys};
 use cowl_store::{BoxDir, BoxHolder, BoxLock, BoxName, Mode, NetMode, RunState, Store, StoreError};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A mistake in how cowl was called: exit status 2.
@@ -123,6 +125,7 @@ fn run(a: RunArgs) -> Result<i32> {
         Vec::new()
     };
     let mut hide = effective_hidden(s, &a.hide, &a.expose, mode);
+    let user_hide: Vec<PathBuf> = s.hide.iter().chain(&a.hide).map(|p| expand(p)).collect();
     let (env, env_dropped) = crate::policy::app_env(std::env::vars_os(), &s.env_pass, &a.env)?;
     hide.retain(|h| !binds.iter().any(|g| h.starts_with(g)));
     if a.gui && binds.is_empty() {
@@ -155,7 +158,20 @@ fn run(a: RunArgs) -> Result<i32> {
             None => Vec::new(),
         };
         let plan = plan::resolve(&spec, &box_dir, store.root(), &versions, &mounts);
-        print_plan(&plan, a.json)?;
+        let upper = existing.as_ref().map(|b| b.upper());
+        let start = planned_start(
+            &plan,
+            &spec.hide,
+            upper,
+            &versions,
+            store.root(),
+            &user_hide,
+        );
+        let note = start.note(&spec.cwd, name.as_str());
+        if let Some(n) = &note {
+            eprintln!("cowl: {n}");
+        }
+        print_plan(&plan, &start, note.as_deref(), a.json)?;
         return Ok(0);
     }
 
@@ -166,17 +182,25 @@ fn run(a: RunArgs) -> Result<i32> {
     check_mode(&b, mode)?;
     let lock = match wait_for_box(&b)? {
         Holder::Free(lock) => lock,
-        Holder::Running(state) => return join(&b, &spec, state),
+        Holder::Running(state) => return join(&b, &spec, state, store.root(), &user_hide),
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let plan = plan::resolve(
-        &spec,
-        b.path(),
+    let run_layers = cowl_store::cache::run_layers(&b)?;
+    let plan = plan::resolve(&spec, b.path(), store.root(), &run_layers, &mounts);
+    // Before the run, and before anything it prints: where the command
+    // runs, when that is not the caller's directory as the host has it.
+    let start = planned_start(
+        &plan,
+        &spec.hide,
+        Some(b.upper()),
+        &run_layers,
         store.root(),
-        &cowl_store::cache::run_layers(&b)?,
-        &mounts,
+        &user_hide,
     );
+    if let Some(n) = start.note(&spec.cwd, name.as_str()) {
+        eprintln!("cowl: {n}");
+    }
     if a.verbose {
         eprintln!(
             "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",
@@ -411,9 +435,29 @@ fn wait_for_box(b: &BoxDir) -> Result<Holder> {
 }
 
 /// Joins a running box.
-fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
+fn join(
+    b: &BoxDir,
+    spec: &Spec,
+    state: RunState,
+    store: &Path,
+    user_hide: &[PathBuf],
+) -> Result<i32> {
     if state.mode != b.settings.mode {
         bail!("box {} runs in {} mode", b.name(), state.mode.as_str());
+    }
+    // The running box's own root tells where the joined command can start.
+    let pid = state.pid;
+    let view = workdir::View {
+        hidden: hidden_reasons(store, &spec.hide, user_hide, &[]),
+        unreachable: Vec::new(),
+        shows_dir: Box::new(move |d: &Path| workdir::running_shows_dir(pid, d)),
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if let Some(n) = view
+        .start_dir(&spec.cwd, home.as_deref())
+        .note(&spec.cwd, b.name().as_str())
+    {
+        eprintln!("cowl: {n}");
     }
     Ok(join::join(
         &JoinTarget {
@@ -433,9 +477,73 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
     )?)
 }
 
-fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
+/// Where a run of `plan` starts: the box's live layer `upper` (none for a
+/// box not yet made) and `layers` (topmost first) over the host, with what
+/// the plan hides (`hide`: as the policy gave it) and shows empty.
+fn planned_start(
+    plan: &cowl_sandbox::Plan,
+    hide: &[PathBuf],
+    upper: Option<PathBuf>,
+    layers: &[PathBuf],
+    store: &Path,
+    user_hide: &[PathBuf],
+) -> workdir::StartDir {
+    let stack: Vec<PathBuf> = upper.into_iter().chain(layers.iter().cloned()).collect();
+    let private: Vec<PathBuf> = plan::PRIVATE_DIRS
+        .iter()
+        .map(|d| plan::rel(Path::new(d)))
+        .collect();
+    let hidden = hidden_reasons(store, hide, user_hide, &plan.hidden);
+    let view = workdir::planned_view(plan, &stack, &private, hidden);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    view.start_dir(&plan.cwd, home.as_deref())
+}
+
+/// Each hidden path with why it is hidden: the store, `--hide` and box.toml
+/// `hide` (`user_hide`), else the default list; and `resolved`'s other
+/// entries (second paths to hidden directories). Paths are also taken as
+/// the host resolves them: the caller's directory is.
+fn hidden_reasons(
+    store: &Path,
+    hide: &[PathBuf],
+    user_hide: &[PathBuf],
+    resolved: &[PathBuf],
+) -> Vec<(PathBuf, workdir::HiddenBy)> {
+    use workdir::HiddenBy;
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let mut v: Vec<(PathBuf, HiddenBy)> = Vec::new();
+    let mut add = |p: &Path, by: HiddenBy| {
+        for q in std::iter::once(p.to_owned()).chain(canon(p)) {
+            if !v.iter().any(|(h, _)| *h == q) {
+                v.push((q, by));
+            }
+        }
+    };
+    add(store, HiddenBy::Store);
+    for h in user_hide {
+        add(h, HiddenBy::Policy);
+    }
+    for h in hide {
+        add(h, HiddenBy::DefaultList);
+    }
+    for h in resolved {
+        add(h, HiddenBy::Alias);
+    }
+    v
+}
+
+fn print_plan(
+    plan: &cowl_sandbox::Plan,
+    start: &workdir::StartDir,
+    note: Option<&str>,
+    json: bool,
+) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        // Where the command would run, and the line `run` says about it.
+        let mut v = serde_json::to_value(plan)?;
+        v["start_dir"] = serde_json::to_value(&start.path)?;
+        v["start_dir_note"] = serde_json::to_value(note)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
