@@ -34,26 +34,38 @@ pub enum Command {
     /// The box sees the host's filesystem; its writes go to the box's live
     /// layer. Rootless (the default), the app has your own rights: what you
     /// cannot change on the host (root's files in /etc, /usr) it cannot
-    /// change in the box either. With --system (as root), ids map one to one
-    /// and installers can write anywhere, still only into the box.
+    /// change in the box either. A box made with --system (as root) is a
+    /// system box: ids map one to one and installers can write anywhere,
+    /// still only into the box. A box keeps its mode (box.toml `mode`):
+    /// every later run of a system box is one, as root, without --system.
+    ///
+    /// The network is the box's own loopback only, unless --net (or box.toml
+    /// `net`) says otherwise: `--net proxy --allow HOST` for downloads.
+    ///
+    /// The command runs in your working directory when the box shows it.
+    /// The box has its own /tmp and /var/tmp, and does not show hidden
+    /// paths: from there it runs in $HOME instead, and cowl says so.
     ///
     /// If the box is already running, the command joins it: same files,
     /// same processes, same network.
     ///
     /// The exit status is the command's (128+N if signal N ended it).
     #[command(
-        after_help = "Examples:\n  cowl run tools -- git clone https://example.org/repo\n  sudo cowl run --system tools -- dpkg -i ./hello.deb\n  cowl run --dry-run --json tools     show the mounts a run would make"
+        after_help = "Examples:\n  cowl run --net proxy --allow github.com tools -- git clone https://github.com/rust-lang/log\n  sudo cowl run --system pkgs -- dpkg -i ./hello.deb   make system box 'pkgs' and install into it\n  sudo cowl run pkgs -- hello                          a system box stays one: no --system needed\n  cowl run --dry-run --json tools                      show the mounts a run would make"
     )]
     Run(RunArgs),
     /// Read or change a box's settings (box.toml).
     ///
-    /// With no KEY, print them all; KEY prints one; KEY=VALUE sets it.
-    /// Keys: command, net (none|host), durability (volatile|fsync),
-    /// snapshot (on-exit|manual), keep (automatic versions kept before
-    /// squashing), quarantine_days, mirror (URL), push (manual|on-snapshot),
-    /// encrypt_to (age recipients).
+    /// With no KEY, print them all; KEY prints one; KEY=VALUE sets it (a
+    /// TOML value, or a plain string). Keys: command, net
+    /// (none|host|ports|proxy), allow (the --allow rules of every run),
+    /// hide, expose, env_pass, allow_syscalls, memory, pids, cpus,
+    /// durability (volatile|fsync), snapshot (on-exit|manual), keep
+    /// (automatic versions kept before squashing), quarantine_days, mirror
+    /// (URL), push (manual|on-snapshot), encrypt_to (age recipients). mode
+    /// and created are fixed when the box is made.
     #[command(
-        after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'"
+        after_help = "Examples:\n  cowl config tools\n  cowl config tools snapshot=manual keep=20\n  cowl config tools 'command=[\"bash\", \"-l\"]'\n  cowl config tools net=proxy 'allow=[\"pypi.org\", \"files.pythonhosted.org\"]'   every run: PyPI only"
     )]
     Config(ConfigArgs),
     /// List the boxes: name, bytes held, running, stopped or damaged, created.
@@ -206,7 +218,9 @@ pub enum NetArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Map ids one to one (root only), so package installers work in the box.
+    /// Make a new box a system box (root only): ids map one to one, so
+    /// package installers work in the box. The box stays one: later runs
+    /// (as root) need no --system. Refused for an existing rootless box.
     #[arg(long)]
     pub system: bool,
     /// Network for this run (default: the box's setting, else none).

@@ -4,9 +4,11 @@ use crate::cli::{
     Cli, Command, ConfigArgs, ListArgs, NetArg, NetlogArgs, RmArgs, RunArgs, StopArgs,
 };
 use crate::policy::{
-    check_syscall_names, effective_hidden, enforceable, landlock_policy, limits_of, proxy_rules,
+    check_syscall_names, effective_hidden, enforceable, expand, landlock_policy, limits_of,
+    proxy_rules,
 };
 use crate::versions;
+use crate::workdir;
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::join::{self, JoinTarget};
 use cowl_sandbox::plan::{self, Base, Spec};
@@ -14,7 +16,7 @@ use cowl_sandbox::spawn::{self, Observer};
 use cowl_sandbox::{mountinfo, sys};
 use cowl_store::{BoxDir, BoxHolder, BoxLock, BoxName, Mode, NetMode, RunState, Store, StoreError};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A mistake in how cowl was called: exit status 2.
@@ -77,23 +79,16 @@ fn run(a: RunArgs) -> Result<i32> {
     cowl_sandbox::trace::mark("main");
     let name = box_name(&a.name)?;
     let is_root = sys::geteuid() == 0;
-    let mode = if a.system {
-        if !is_root {
-            return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
-        }
-        Mode::System
-    } else {
-        Mode::Rootless
-    };
+    if a.system && !is_root {
+        return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
+    }
     let store = open_store()?;
     let existing = match store.open_box(&name) {
         Ok(b) => Some(b),
         Err(StoreError::NoSuchBox { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(b) = &existing {
-        check_mode(b, mode)?;
-    }
+    let mode = run_mode(existing.as_ref(), a.system, is_root, &name)?;
     let settings = existing.as_ref().map(|b| b.settings.clone());
     let mut command = a.command.clone();
     if command.is_empty() {
@@ -130,6 +125,7 @@ fn run(a: RunArgs) -> Result<i32> {
         Vec::new()
     };
     let mut hide = effective_hidden(s, &a.hide, &a.expose, mode);
+    let user_hide: Vec<PathBuf> = s.hide.iter().chain(&a.hide).map(|p| expand(p)).collect();
     let (env, env_dropped) = crate::policy::app_env(std::env::vars_os(), &s.env_pass, &a.env)?;
     hide.retain(|h| !binds.iter().any(|g| h.starts_with(g)));
     if a.gui && binds.is_empty() {
@@ -162,7 +158,20 @@ fn run(a: RunArgs) -> Result<i32> {
             None => Vec::new(),
         };
         let plan = plan::resolve(&spec, &box_dir, store.root(), &versions, &mounts);
-        print_plan(&plan, a.json)?;
+        let upper = existing.as_ref().map(|b| b.upper());
+        let start = planned_start(
+            &plan,
+            &spec.hide,
+            upper,
+            &versions,
+            store.root(),
+            &user_hide,
+        );
+        let note = start.note(&spec.cwd, name.as_str());
+        if let Some(n) = &note {
+            eprintln!("cowl: {n}");
+        }
+        print_plan(&plan, &start, note.as_deref(), a.json)?;
         return Ok(0);
     }
 
@@ -173,17 +182,25 @@ fn run(a: RunArgs) -> Result<i32> {
     check_mode(&b, mode)?;
     let lock = match wait_for_box(&b)? {
         Holder::Free(lock) => lock,
-        Holder::Running(state) => return join(&b, &spec, state),
+        Holder::Running(state) => return join(&b, &spec, state, store.root(), &user_hide),
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let plan = plan::resolve(
-        &spec,
-        b.path(),
+    let run_layers = cowl_store::cache::run_layers(&b)?;
+    let plan = plan::resolve(&spec, b.path(), store.root(), &run_layers, &mounts);
+    // Before the run, and before anything it prints: where the command
+    // runs, when that is not the caller's directory as the host has it.
+    let start = planned_start(
+        &plan,
+        &spec.hide,
+        Some(b.upper()),
+        &run_layers,
         store.root(),
-        &cowl_store::cache::run_layers(&b)?,
-        &mounts,
+        &user_hide,
     );
+    if let Some(n) = start.note(&spec.cwd, name.as_str()) {
+        eprintln!("cowl: {n}");
+    }
     if a.verbose {
         eprintln!(
             "cowl: box {} ({}), network {}: {} overlays over the host, writes go to {}",
@@ -273,18 +290,41 @@ fn run(a: RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn check_mode(b: &BoxDir, mode: Mode) -> Result<()> {
-    match (b.settings.mode, mode) {
-        (Mode::System, Mode::Rootless) => Err(usage(format!(
-            "box {} is a system box: run it as root with --system",
-            b.name()
+/// The mode a run of box `name` has. A box's mode is fixed when it is made
+/// (box.toml `mode`) and every later run takes it from there: `--system`
+/// makes a new box a system box, and is accepted, not needed, for an
+/// existing one. Only root runs a system box (its ids map one to one);
+/// `--system` never turns a rootless box into one.
+fn run_mode(
+    existing: Option<&BoxDir>,
+    system: bool,
+    is_root: bool,
+    name: &BoxName,
+) -> Result<Mode> {
+    match existing.map(|b| b.settings.mode) {
+        Some(Mode::System) if !is_root => Err(usage(format!(
+            "box {name} is a system box (box.toml mode = \"system\") and runs only as root: sudo cowl run {name} …"
         ))),
-        (Mode::Rootless, Mode::System) => Err(usage(format!(
-            "box {} is rootless: run it without --system, or make a new box for --system",
-            b.name()
+        Some(Mode::Rootless) if system => Err(usage(format!(
+            "box {name} is rootless (box.toml mode = \"rootless\"): run it without --system, or give --system a new box name to make a system box"
         ))),
-        _ => Ok(()),
+        Some(mode) => Ok(mode),
+        None if system => Ok(Mode::System),
+        None => Ok(Mode::Rootless),
     }
+}
+
+/// Refuses a box whose mode is not the run's: one made meanwhile by
+/// another cowl, between the first look and `open_or_create`.
+fn check_mode(b: &BoxDir, mode: Mode) -> Result<()> {
+    if b.settings.mode == mode {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "box {} was just made as a {} box by another cowl command: run it again",
+        b.name(),
+        b.settings.mode.as_str()
+    )))
 }
 
 struct StateWriter<'a> {
@@ -395,9 +435,29 @@ fn wait_for_box(b: &BoxDir) -> Result<Holder> {
 }
 
 /// Joins a running box.
-fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
+fn join(
+    b: &BoxDir,
+    spec: &Spec,
+    state: RunState,
+    store: &Path,
+    user_hide: &[PathBuf],
+) -> Result<i32> {
     if state.mode != b.settings.mode {
         bail!("box {} runs in {} mode", b.name(), state.mode.as_str());
+    }
+    // The running box's own root tells where the joined command can start.
+    let pid = state.pid;
+    let view = workdir::View {
+        hidden: hidden_reasons(store, &spec.hide, user_hide, &[]),
+        unreachable: Vec::new(),
+        shows_dir: Box::new(move |d: &Path| workdir::running_shows_dir(pid, d)),
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if let Some(n) = view
+        .start_dir(&spec.cwd, home.as_deref())
+        .note(&spec.cwd, b.name().as_str())
+    {
+        eprintln!("cowl: {n}");
     }
     Ok(join::join(
         &JoinTarget {
@@ -417,9 +477,73 @@ fn join(b: &BoxDir, spec: &Spec, state: RunState) -> Result<i32> {
     )?)
 }
 
-fn print_plan(plan: &cowl_sandbox::Plan, json: bool) -> Result<()> {
+/// Where a run of `plan` starts: the box's live layer `upper` (none for a
+/// box not yet made) and `layers` (topmost first) over the host, with what
+/// the plan hides (`hide`: as the policy gave it) and shows empty.
+fn planned_start(
+    plan: &cowl_sandbox::Plan,
+    hide: &[PathBuf],
+    upper: Option<PathBuf>,
+    layers: &[PathBuf],
+    store: &Path,
+    user_hide: &[PathBuf],
+) -> workdir::StartDir {
+    let stack: Vec<PathBuf> = upper.into_iter().chain(layers.iter().cloned()).collect();
+    let private: Vec<PathBuf> = plan::PRIVATE_DIRS
+        .iter()
+        .map(|d| plan::rel(Path::new(d)))
+        .collect();
+    let hidden = hidden_reasons(store, hide, user_hide, &plan.hidden);
+    let view = workdir::planned_view(plan, &stack, &private, hidden);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    view.start_dir(&plan.cwd, home.as_deref())
+}
+
+/// Each hidden path with why it is hidden: the store, `--hide` and box.toml
+/// `hide` (`user_hide`), else the default list; and `resolved`'s other
+/// entries (second paths to hidden directories). Paths are also taken as
+/// the host resolves them: the caller's directory is.
+fn hidden_reasons(
+    store: &Path,
+    hide: &[PathBuf],
+    user_hide: &[PathBuf],
+    resolved: &[PathBuf],
+) -> Vec<(PathBuf, workdir::HiddenBy)> {
+    use workdir::HiddenBy;
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let mut v: Vec<(PathBuf, HiddenBy)> = Vec::new();
+    let mut add = |p: &Path, by: HiddenBy| {
+        for q in std::iter::once(p.to_owned()).chain(canon(p)) {
+            if !v.iter().any(|(h, _)| *h == q) {
+                v.push((q, by));
+            }
+        }
+    };
+    add(store, HiddenBy::Store);
+    for h in user_hide {
+        add(h, HiddenBy::Policy);
+    }
+    for h in hide {
+        add(h, HiddenBy::DefaultList);
+    }
+    for h in resolved {
+        add(h, HiddenBy::Alias);
+    }
+    v
+}
+
+fn print_plan(
+    plan: &cowl_sandbox::Plan,
+    start: &workdir::StartDir,
+    note: Option<&str>,
+    json: bool,
+) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        // Where the command would run, and the line `run` says about it.
+        let mut v = serde_json::to_value(plan)?;
+        v["start_dir"] = serde_json::to_value(&start.path)?;
+        v["start_dir_note"] = serde_json::to_value(note)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(

@@ -11,6 +11,7 @@ mod mirror;
 mod policy;
 mod review;
 mod versions;
+mod workdir;
 
 use std::process::ExitCode;
 

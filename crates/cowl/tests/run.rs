@@ -240,6 +240,114 @@ fn a_missing_working_directory_falls_back_to_home() {
         .unwrap();
     assert_success(&out, "pwd");
     assert_eq!(stdout(&out).trim(), w.host().to_str().unwrap());
+    // And says so, before the run, naming where it runs instead.
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is not in box b"), "{err}");
+    assert!(err.contains("cowl diff b"), "{err}");
+    assert!(
+        err.contains(&format!("runs in {} instead", w.host().display())),
+        "{err}"
+    );
+}
+
+/// A directory of the host's /tmp, removed when the test ends.
+struct HostTmp(std::path::PathBuf);
+
+impl Drop for HostTmp {
+    fn drop(&mut self) {
+        remove_tree(&self.0);
+    }
+}
+
+#[test]
+fn a_working_directory_the_box_does_not_show_is_named_with_where_the_command_runs_instead() {
+    let w = World::new("cwd-note");
+    let tmp = HostTmp(std::path::PathBuf::from(format!(
+        "/tmp/cowl-cwd-note-{}",
+        std::process::id()
+    )));
+    let pkg = tmp.0.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("x.deb"), "not in the box").unwrap();
+    let home = w.host();
+    let run_in = |dir: &Path, args: &[&str]| {
+        w.cowl()
+            .current_dir(dir)
+            .env("HOME", &home)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let pwd = ["run", "b", "--", "sh", "-c", "pwd; ls"];
+    // Where the box shows the directory: the command runs there, and
+    // nothing is said.
+    let out = run_in(&home, &pwd);
+    assert_success(&out, "in a visible directory");
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out).lines().next(), home.to_str());
+
+    // Under the host's /tmp: the box has its own, so $HOME, said in one
+    // line naming it and what to do, which is not --expose.
+    let out = run_in(&pkg, &pwd);
+    assert_success(&out, "under /tmp");
+    assert_eq!(stdout(&out).lines().next(), home.to_str());
+    assert!(!stdout(&out).contains("x.deb"));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for want in [
+        &pkg.display().to_string()[..],
+        "the box has its own /tmp",
+        &format!("runs in {} instead", home.display()),
+        "copy them to a directory",
+    ] {
+        assert!(err.contains(want), "{want:?} not in: {err}");
+    }
+    assert!(!err.contains("--expose"), "{err}");
+    // A joined run is told the same.
+    let running = w.start("b", "sleep 1000");
+    let out = run_in(&pkg, &pwd);
+    assert_success(&out, "joined, under /tmp");
+    assert_eq!(stdout(&out).lines().next(), home.to_str());
+    assert_eq!(stderr(&out), err);
+    drop(running);
+    // --dry-run --json says it for scripts.
+    let out = run_in(&pkg, &["run", "--dry-run", "--json", "b"]);
+    assert_success(&out, "dry run");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["start_dir"], home.to_str().unwrap());
+    assert!(plan["start_dir_note"]
+        .as_str()
+        .unwrap()
+        .contains("has its own /tmp"));
+
+    // /tmp itself: the box's own /tmp, without the host's files.
+    let out = run_in(Path::new("/tmp"), &["run", "b", "--", "pwd"]);
+    assert_success(&out, "in /tmp");
+    assert_eq!(stdout(&out), "/tmp\n");
+    assert!(
+        stderr(&out).contains("runs in the box's /tmp"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A hidden directory: $HOME, and --expose is what shows it.
+    let ssh = home.join(".ssh/keys");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let out = run_in(&ssh, &["run", "b", "--", "pwd"]);
+    assert_success(&out, "in ~/.ssh");
+    assert_eq!(stdout(&out).trim(), home.to_str().unwrap());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is hidden in the box"), "{err}");
+    assert!(
+        err.contains(&format!("--expose {}", home.join(".ssh").display())),
+        "{err}"
+    );
+    let out = run_in(&ssh, &["run", "--expose", "~/.ssh", "b", "--", "pwd"]);
+    assert_success(&out, "--expose ~/.ssh");
+    assert_eq!(stdout(&out).trim(), ssh.to_str().unwrap());
+    assert_eq!(stderr(&out), "");
 }
 
 #[test]
