@@ -15,6 +15,7 @@ pub mod landlock;
 pub mod limits;
 pub mod mountinfo;
 pub mod net;
+pub mod netlog;
 pub mod placement;
 pub mod plan;
 pub mod process;

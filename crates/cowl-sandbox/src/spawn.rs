@@ -443,7 +443,9 @@ fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, Sand
             std::net::TcpListener::from(http),
             std::net::TcpListener::from(socks),
             plan.proxy_allow.clone(),
-            &crate::proxy::log_path(&plan.box_dir),
+            std::sync::Arc::new(crate::netlog::NetLog::open(&crate::netlog::log_path(
+                &plan.box_dir,
+            ))),
             &plan.box_name,
         );
         // SAFETY: leaving the forked child.

@@ -326,11 +326,8 @@ fn netlog(a: NetlogArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
     let b = store.open_box(&name)?;
-    let text = std::fs::read_to_string(cowl_sandbox::proxy::log_path(b.path())).unwrap_or_default();
-    let entries: Vec<cowl_sandbox::proxy::LogEntry> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let text = std::fs::read(cowl_sandbox::netlog::log_path(b.path())).unwrap_or_default();
+    let entries = cowl_sandbox::netlog::parse(&text);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
