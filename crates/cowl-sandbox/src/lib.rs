@@ -6,6 +6,7 @@
 //! per-process, and the spawn path forks.
 #![deny(missing_docs)]
 
+pub mod dns;
 pub mod error;
 pub mod hidden;
 pub mod hostmounts;
