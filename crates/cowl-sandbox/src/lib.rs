@@ -22,6 +22,8 @@ pub mod plan;
 pub mod process;
 pub mod proxy;
 pub mod pty;
+pub mod resolvconf;
+pub mod resolver;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;

@@ -23,7 +23,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Messages from the box's init to the supervisor, one per seqpacket:
-/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed.
+/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed;
+/// with a socket: `h` and `s` the proxies' listeners, `d` and `t` the
+/// resolver's UDP socket and TCP listener, `P` the terminal's master.
 /// The supervisor answers `M` (and, rootless, the clone) with `G` (go).
 /// End of stream: the app has exec'd.
 const GO: &[u8] = b"G";
@@ -249,12 +251,12 @@ pub fn run(
         handshake(&ours, pid, plan.mode, caller, observer)
     })();
     match result {
-        Ok((master, listeners)) => {
+        Ok((master, sockets)) => {
             crate::trace::mark("app started");
             if let Some(m) = master {
                 relay.attach_master(m);
             }
-            let proxy = start_proxy(plan, listeners)?;
+            let proxy = start_network(plan, sockets)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
@@ -277,6 +279,20 @@ pub fn run(
     }
 }
 
+/// The sockets the box's init bound in the box's network namespace for
+/// cowl's network process to serve outside the box.
+#[derive(Default)]
+pub(crate) struct BoxSockets {
+    /// The HTTP proxy's listener (`proxy` mode).
+    http: Option<OwnedFd>,
+    /// The SOCKS5 proxy's listener (`proxy` mode).
+    socks: Option<OwnedFd>,
+    /// The resolver's UDP socket (`none` and `proxy` modes).
+    dns_udp: Option<OwnedFd>,
+    /// The resolver's TCP listener (`none` and `proxy` modes).
+    dns_tcp: Option<OwnedFd>,
+}
+
 /// Reads the init's messages until the app has exec'd (end of stream).
 pub(crate) fn handshake(
     sock: &OwnedFd,
@@ -284,15 +300,18 @@ pub(crate) fn handshake(
     mode: Mode,
     caller: Caller,
     observer: &mut dyn Observer,
-) -> Result<(Option<OwnedFd>, Vec<OwnedFd>), SandboxError> {
+) -> Result<(Option<OwnedFd>, BoxSockets), SandboxError> {
     let mut master = None;
-    let mut listeners = Vec::new();
+    let mut sockets = BoxSockets::default();
     loop {
         let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
         let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
         match msg.first() {
-            None => return Ok((master, listeners)),
-            Some(b'h') | Some(b's') => listeners.extend(fd),
+            None => return Ok((master, sockets)),
+            Some(b'h') => sockets.http = fd,
+            Some(b's') => sockets.socks = fd,
+            Some(b'd') => sockets.dns_udp = fd,
+            Some(b't') => sockets.dns_tcp = fd,
             Some(b'P') => {
                 if let Some(m) = &fd {
                     pty::configure_like(0, m.as_raw_fd());
@@ -337,6 +356,15 @@ fn init_main(
             .map_err(|e| format!("cannot set the hostname: {e}"))?;
         if plan.net.has_own_namespace() {
             net::loopback_up().map_err(|e| format!("cannot bring up loopback: {e}"))?;
+            // The box's resolver listens inside; cowl answers outside.
+            let port = crate::resolver::PORT;
+            let fail = |e| format!("cannot listen on 127.0.0.1:{port} in the box: {e}");
+            let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).map_err(fail)?;
+            let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(fail)?;
+            for (tag, fd) in [(b"d", udp.as_raw_fd()), (b"t", tcp.as_raw_fd())] {
+                sys::send_with_fd(&sock, tag, fd)
+                    .map_err(|e| format!("cannot pass the resolver's socket out: {e}"))?;
+            }
         }
         if plan.net == NetMode::Proxy {
             // The proxies listen inside the box; cowl serves them outside.
@@ -408,26 +436,35 @@ pub(crate) fn proxy_env(net: NetMode) -> Vec<(String, String)> {
     }
 }
 
-/// Forks the proxy process (threads live there, never in the supervisor):
-/// it serves the box's listeners until the box ends.
-fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, SandboxError> {
-    if plan.net != NetMode::Proxy {
+/// Forks cowl's network process (threads live there, never in the
+/// supervisor) in the modes with a network namespace of their own: it
+/// serves the box's resolver, and in `proxy` mode its proxies, on the
+/// sockets the box's init bound, until the box ends.
+fn start_network(plan: &Plan, sockets: BoxSockets) -> Result<Option<i32>, SandboxError> {
+    if !plan.net.has_own_namespace() {
         return Ok(None);
     }
-    let mut it = listeners.into_iter();
-    let (Some(http), Some(socks)) = (it.next(), it.next()) else {
-        return Err(SandboxError::Setup(
-            "the box did not pass its proxy sockets".into(),
-        ));
+    let missing = |what: &str| SandboxError::Setup(format!("the box did not pass its {what}"));
+    let (Some(udp), Some(tcp)) = (sockets.dns_udp, sockets.dns_tcp) else {
+        return Err(missing("resolver's sockets"));
     };
-    let pid = process::fork().map_err(SandboxError::sys("fork the proxy"))?;
+    let proxies = match (plan.net, sockets.http, sockets.socks) {
+        (NetMode::Proxy, Some(http), Some(socks)) => Some((http, socks)),
+        (NetMode::Proxy, _, _) => return Err(missing("proxy sockets")),
+        _ => None,
+    };
+    let pid = process::fork().map_err(SandboxError::sys("fork the network process"))?;
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
-        // Nothing of the supervisor's but the listeners: not the relay's
+        // Nothing of the supervisor's but the sockets: not the relay's
         // pipes (the app must see their ends), not the caller's stdin and
         // stdout (their other ends must see this run's end when cowl's).
-        security::close_all_but(&[http.as_raw_fd(), socks.as_raw_fd()]);
+        let mut keep = vec![udp.as_raw_fd(), tcp.as_raw_fd()];
+        if let Some((http, socks)) = &proxies {
+            keep.extend([http.as_raw_fd(), socks.as_raw_fd()]);
+        }
+        security::close_all_but(&keep);
         if let Ok(null) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -439,15 +476,29 @@ fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, Sand
                 libc::dup2(null.as_raw_fd(), 1);
             }
         }
-        crate::proxy::serve(
-            std::net::TcpListener::from(http),
-            std::net::TcpListener::from(socks),
-            plan.proxy_allow.clone(),
-            std::sync::Arc::new(crate::netlog::NetLog::open(&crate::netlog::log_path(
-                &plan.box_dir,
-            ))),
-            &plan.box_name,
-        );
+        let log = std::sync::Arc::new(crate::netlog::NetLog::open(&crate::netlog::log_path(
+            &plan.box_dir,
+        )));
+        if let Err(e) = crate::resolver::serve(
+            std::net::UdpSocket::from(udp),
+            std::net::TcpListener::from(tcp),
+            log.clone(),
+            plan.net,
+        ) {
+            eprintln!("cowl: warning: cannot start the box's resolver: {e} (names the box looks up time out, unlogged)");
+        }
+        match proxies {
+            Some((http, socks)) => crate::proxy::serve(
+                std::net::TcpListener::from(http),
+                std::net::TcpListener::from(socks),
+                plan.proxy_allow.clone(),
+                log,
+                &plan.box_name,
+            ),
+            None => loop {
+                std::thread::park();
+            },
+        }
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(0) }
     }
