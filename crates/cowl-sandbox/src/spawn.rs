@@ -25,7 +25,9 @@ use std::path::Path;
 /// Messages from the box's init to the supervisor, one per seqpacket:
 /// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed;
 /// with a socket: `h` and `s` the proxies' listeners, `d` and `t` the
-/// resolver's UDP socket and TCP listener, `P` the terminal's master.
+/// resolver's UDP socket and TCP listener, `P` the terminal's master; `N`
+/// "that was every socket of the network", on which the supervisor starts
+/// the network process while the init goes on.
 /// The supervisor answers `M` (and, rootless, the clone) with `G` (go).
 /// End of stream: the app has exec'd.
 const GO: &[u8] = b"G";
@@ -241,6 +243,7 @@ pub fn run(
     drop(theirs);
     drop(app_io);
     crate::trace::mark("cloned");
+    let mut network = None;
     let result = (|| {
         // Before the init may fork the app: everything it starts is held.
         crate::limits::attach(limits, pid)?;
@@ -248,34 +251,41 @@ pub fn run(
             write_id_maps(pid, plan.mode, caller)?;
             sys::write_all(ours.as_raw_fd(), GO).map_err(SandboxError::sys("signal the box"))?;
         }
-        handshake(&ours, pid, plan.mode, caller, observer)
+        // The network process starts as soon as its sockets are out, while
+        // the init still sets up the app: its fork is off the start's path.
+        handshake(&ours, pid, plan.mode, caller, observer, &mut |sockets| {
+            network = start_network(plan, sockets)?;
+            Ok(())
+        })
     })();
     match result {
-        Ok((master, sockets)) => {
+        Ok(master) => {
             crate::trace::mark("app started");
             if let Some(m) = master {
                 relay.attach_master(m);
             }
-            let proxy = start_network(plan, sockets)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
             let code = supervise(pid, &mut relay);
-            if let Some(p) = proxy {
-                let _ = sys::kill(p, libc::SIGKILL);
-                let mut status = 0;
-                // SAFETY: reaping our own child.
-                unsafe { libc::waitpid(p, &mut status, 0) };
-            }
+            end_child(network);
             Ok(code)
         }
         Err(e) => {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            end_child(Some(pid));
+            end_child(network);
             Err(e)
         }
+    }
+}
+
+/// Kills and reaps a child of the supervisor's, if there is one.
+fn end_child(pid: Option<i32>) {
+    if let Some(p) = pid {
+        let _ = sys::kill(p, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(p, &mut status, 0) };
     }
 }
 
@@ -293,21 +303,25 @@ pub(crate) struct BoxSockets {
     dns_tcp: Option<OwnedFd>,
 }
 
-/// Reads the init's messages until the app has exec'd (end of stream).
+/// Reads the init's messages until the app has exec'd (end of stream);
+/// returns the terminal's master, if the box has one. `network` gets the
+/// sockets of the box's network when the init has passed them all.
 pub(crate) fn handshake(
     sock: &OwnedFd,
     pid: i32,
     mode: Mode,
     caller: Caller,
     observer: &mut dyn Observer,
-) -> Result<(Option<OwnedFd>, BoxSockets), SandboxError> {
+    network: &mut dyn FnMut(BoxSockets) -> Result<(), SandboxError>,
+) -> Result<Option<OwnedFd>, SandboxError> {
     let mut master = None;
     let mut sockets = BoxSockets::default();
     loop {
         let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
         let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
         match msg.first() {
-            None => return Ok((master, sockets)),
+            None => return Ok(master),
+            Some(b'N') => network(std::mem::take(&mut sockets))?,
             Some(b'h') => sockets.http = fd,
             Some(b's') => sockets.socks = fd,
             Some(b'd') => sockets.dns_udp = fd,
@@ -377,6 +391,9 @@ fn init_main(
                 sys::send_with_fd(&sock, tag, l.as_raw_fd())
                     .map_err(|e| format!("cannot pass the proxy socket out: {e}"))?;
             }
+        }
+        if plan.net.has_own_namespace() {
+            send(&sock, b'N', "");
         }
         if plan.mode == Mode::System {
             sys::unshare(libc::CLONE_NEWUSER).map_err(|e| {
