@@ -1,7 +1,7 @@
 //! The proxy of `proxy` network mode. The box has a network namespace of its
 //! own with loopback only; its init listens on 127.0.0.1:3128 (HTTP: CONNECT
 //! and plain requests) and 127.0.0.1:1080 (SOCKS5) inside it and hands the
-//! listening sockets to cowl, whose proxy process, outside the box, accepts
+//! listening sockets to cowl, whose network process, outside the box, accepts
 //! on them and connects out for what the allowlist permits. Every attempt,
 //! allowed or refused, goes to the box's network log ([`crate::netlog`]).
 //!

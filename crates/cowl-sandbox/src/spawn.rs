@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cowl (supervisor, host namespaces)
-//!  └─ clone3(new user, mount, pid, ipc, uts, cgroup[, net]) ─► init (pid 1)
-//!        builds the root, pivots, forks ─► app (exec)
+//!  ├─ clone3(new user, mount, pid, ipc, uts, cgroup[, net]) ─► init (pid 1)
+//!  │     builds the root, pivots, forks ─► app (exec)
+//!  └─ fork ─► network process (none, proxy: the box's resolver and proxies,
+//!        on sockets the init bound in the box's network namespace)
 //! ```
 //! The supervisor writes the uid/gid maps, relays the terminal and forwards
 //! signals; init reaps and forwards signals; the app's exit code becomes
