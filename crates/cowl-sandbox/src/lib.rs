@@ -6,6 +6,7 @@
 //! per-process, and the spawn path forks.
 #![deny(missing_docs)]
 
+pub mod dns;
 pub mod error;
 pub mod hidden;
 pub mod hostmounts;
@@ -15,11 +16,14 @@ pub mod landlock;
 pub mod limits;
 pub mod mountinfo;
 pub mod net;
+pub mod netlog;
 pub mod placement;
 pub mod plan;
 pub mod process;
 pub mod proxy;
 pub mod pty;
+pub mod resolvconf;
+pub mod resolver;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;

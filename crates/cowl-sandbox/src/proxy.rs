@@ -1,9 +1,9 @@
 //! The proxy of `proxy` network mode. The box has a network namespace of its
 //! own with loopback only; its init listens on 127.0.0.1:3128 (HTTP: CONNECT
 //! and plain requests) and 127.0.0.1:1080 (SOCKS5) inside it and hands the
-//! listening sockets to cowl, whose proxy process, outside the box, accepts
+//! listening sockets to cowl, whose network process, outside the box, accepts
 //! on them and connects out for what the allowlist permits. Every attempt,
-//! allowed or refused, goes to the box's network log.
+//! allowed or refused, goes to the box's network log ([`crate::netlog`]).
 //!
 //! The proxy runs on the host, outside the box's memory and process limits,
 //! so what the box's clients send must not decide what it holds: the limits
@@ -19,12 +19,12 @@ mod http;
 mod relay;
 mod socks5;
 
+use crate::netlog::{LogEntry, NetLog};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest line of an HTTP request head, request line included: 8 KiB,
@@ -131,31 +131,9 @@ impl AllowRule {
     }
 }
 
-/// One logged attempt.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct LogEntry {
-    /// Seconds since the epoch.
-    pub time: u64,
-    /// The host asked for; empty when the proxy refused the connection
-    /// before it was told one.
-    pub host: String,
-    /// The port asked for; 0 when not told.
-    pub port: u16,
-    /// "allowed", "refused", "failed" (allowed, but the connection failed)
-    /// or "closed" (allowed, then closed by the proxy for being idle).
-    pub verdict: String,
-    /// "http", "connect" or "socks5" ("http" too for an HTTP client refused
-    /// before its request was read).
-    pub via: String,
-    /// Why the proxy refused, failed or closed; for an allowed connection,
-    /// the addresses skipped on the way. Absent in logs of older versions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
 struct Shared {
     allow: Vec<AllowRule>,
-    log: Mutex<Option<std::fs::File>>,
+    log: Arc<NetLog>,
     box_name: String,
     /// The connections open now, through both proxies.
     open: AtomicUsize,
@@ -171,24 +149,8 @@ impl Shared {
     }
 
     fn log(&self, host: &str, port: u16, verdict: &str, via: &str, reason: Option<&str>) {
-        let e = LogEntry {
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            host: host.to_owned(),
-            port,
-            verdict: verdict.to_owned(),
-            via: via.to_owned(),
-            reason: reason.map(str::to_owned),
-        };
-        if let Ok(mut g) = self.log.lock() {
-            if let Some(f) = g.as_mut() {
-                let mut line = serde_json::to_vec(&e).unwrap_or_default();
-                line.push(b'\n');
-                let _ = f.write_all(&line);
-            }
-        }
+        self.log
+            .write(&LogEntry::now(host, port, verdict, via, reason));
     }
 
     fn refusal(&self, host: &str, port: u16) -> String {
@@ -243,24 +205,19 @@ fn idle_limits() -> (Duration, Duration) {
     (HEAD_IDLE, TUNNEL_IDLE)
 }
 
-/// Serves both proxies until the process is killed. `log` is the box's
-/// network log (JSON lines, appended).
+/// Serves both proxies until the process is killed; every attempt goes to
+/// `log`, the box's network log.
 pub fn serve(
     http: TcpListener,
     socks: TcpListener,
     allow: Vec<AllowRule>,
-    log: &Path,
+    log: Arc<NetLog>,
     box_name: &str,
 ) {
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(log)
-        .ok();
     let (head_idle, tunnel_idle) = idle_limits();
     let shared = Arc::new(Shared {
         allow,
-        log: Mutex::new(file),
+        log,
         box_name: box_name.to_owned(),
         open: AtomicUsize::new(0),
         head_idle,
@@ -445,11 +402,6 @@ pub fn env() -> Vec<(String, String)> {
     v
 }
 
-/// The box's network log.
-pub fn log_path(box_dir: &Path) -> PathBuf {
-    box_dir.join("netlog.jsonl")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,12 +428,5 @@ mod tests {
     fn ipv6_targets_are_written_in_brackets() {
         assert_eq!(host_port("::1", 80), "[::1]:80");
         assert_eq!(host_port("a.org", 80), "a.org:80");
-    }
-
-    #[test]
-    fn log_lines_of_older_versions_still_read() {
-        let old = r#"{"time":1,"host":"a.org","port":443,"verdict":"allowed","via":"connect"}"#;
-        let e: LogEntry = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(e.reason, None);
     }
 }

@@ -17,10 +17,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_BENEATH: u64 = 0x08;
-const RESOLVE_IN_ROOT: u64 = 0x10;
+pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
 pub(crate) const OPEN_TREE_CLONE: u32 = 1;
 pub(crate) const AT_RECURSIVE: u32 = 0x8000;
 
@@ -302,6 +302,9 @@ fn build_view(
     }
     for p in &plan.binds {
         bind_through(p, &in_root).map_err(op("pass through", p))?;
+    }
+    if plan.net.has_own_namespace() {
+        crate::resolvconf::place(plan.net, &plan.box_name, &scratch, &root, &in_root, warn)?;
     }
 
     crate::trace::mark("init: proc dev sys");

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cowl (supervisor, host namespaces)
-//!  └─ clone3(new user, mount, pid, ipc, uts, cgroup[, net]) ─► init (pid 1)
-//!        builds the root, pivots, forks ─► app (exec)
+//!  ├─ clone3(new user, mount, pid, ipc, uts, cgroup[, net]) ─► init (pid 1)
+//!  │     builds the root, pivots, forks ─► app (exec)
+//!  └─ fork ─► network process (none, proxy: the box's resolver and proxies,
+//!        on sockets the init bound in the box's network namespace)
 //! ```
 //! The supervisor writes the uid/gid maps, relays the terminal and forwards
 //! signals; init reaps and forwards signals; the app's exit code becomes
@@ -23,7 +25,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Messages from the box's init to the supervisor, one per seqpacket:
-/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed.
+/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed;
+/// with a socket: `h` and `s` the proxies' listeners, `d` and `t` the
+/// resolver's UDP socket and TCP listener, `P` the terminal's master; `N`
+/// "that was every socket of the network", on which the supervisor starts
+/// the network process while the init goes on.
 /// The supervisor answers `M` (and, rootless, the clone) with `G` (go).
 /// End of stream: the app has exec'd.
 const GO: &[u8] = b"G";
@@ -250,6 +256,7 @@ pub fn run(
     drop(app_io);
     drop(events_w);
     crate::trace::mark("cloned");
+    let mut network = None;
     let result = (|| {
         // Before the init may fork the app: everything it starts is held.
         crate::limits::attach(limits, pid)?;
@@ -257,32 +264,29 @@ pub fn run(
             write_id_maps(pid, plan.mode, caller)?;
             sys::write_all(ours.as_raw_fd(), GO).map_err(SandboxError::sys("signal the box"))?;
         }
-        handshake(&ours, pid, plan.mode, caller, observer)
+        // The network process starts as soon as its sockets are out, while
+        // the init still sets up the app: its fork is off the start's path.
+        handshake(&ours, pid, plan.mode, caller, observer, &mut |sockets| {
+            network = start_network(plan, sockets)?;
+            Ok(())
+        })
     })();
     match result {
-        Ok((master, listeners)) => {
+        Ok(master) => {
             crate::trace::mark("app started");
             if let Some(m) = master {
                 relay.attach_master(m);
             }
-            let proxy = start_proxy(plan, listeners)?;
             observer.started(pid);
             remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
             crate::trace::mark("supervising");
             let code = supervise(pid, &mut relay, Some(events_r));
-            if let Some(p) = proxy {
-                let _ = sys::kill(p, libc::SIGKILL);
-                let mut status = 0;
-                // SAFETY: reaping our own child.
-                unsafe { libc::waitpid(p, &mut status, 0) };
-            }
+            end_child(network);
             Ok(code)
         }
         Err(e) => {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            end_child(Some(pid));
+            end_child(network);
             Err(e)
         }
     }
@@ -304,22 +308,53 @@ pub(crate) fn app_events_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     })
 }
 
-/// Reads the init's messages until the app has exec'd (end of stream).
+/// Kills and reaps a child of the supervisor's, if there is one.
+fn end_child(pid: Option<i32>) {
+    if let Some(p) = pid {
+        let _ = sys::kill(p, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(p, &mut status, 0) };
+    }
+}
+
+/// The sockets the box's init bound in the box's network namespace for
+/// cowl's network process to serve outside the box.
+#[derive(Default)]
+pub(crate) struct BoxSockets {
+    /// The HTTP proxy's listener (`proxy` mode).
+    http: Option<OwnedFd>,
+    /// The SOCKS5 proxy's listener (`proxy` mode).
+    socks: Option<OwnedFd>,
+    /// The resolver's UDP socket (`none` and `proxy` modes).
+    dns_udp: Option<OwnedFd>,
+    /// The resolver's TCP listener (`none` and `proxy` modes).
+    dns_tcp: Option<OwnedFd>,
+}
+
+/// Reads the init's messages until the app has exec'd (end of stream);
+/// returns the terminal's master, if the box has one. `network` gets the
+/// sockets of the box's network when the init has passed them all.
 pub(crate) fn handshake(
     sock: &OwnedFd,
     pid: i32,
     mode: Mode,
     caller: Caller,
     observer: &mut dyn Observer,
-) -> Result<(Option<OwnedFd>, Vec<OwnedFd>), SandboxError> {
+    network: &mut dyn FnMut(BoxSockets) -> Result<(), SandboxError>,
+) -> Result<Option<OwnedFd>, SandboxError> {
     let mut master = None;
-    let mut listeners = Vec::new();
+    let mut sockets = BoxSockets::default();
     loop {
         let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
         let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
         match msg.first() {
-            None => return Ok((master, listeners)),
-            Some(b'h') | Some(b's') => listeners.extend(fd),
+            None => return Ok(master),
+            Some(b'N') => network(std::mem::take(&mut sockets))?,
+            Some(b'h') => sockets.http = fd,
+            Some(b's') => sockets.socks = fd,
+            Some(b'd') => sockets.dns_udp = fd,
+            Some(b't') => sockets.dns_tcp = fd,
             Some(b'P') => {
                 if let Some(m) = &fd {
                     pty::configure_like(0, m.as_raw_fd());
@@ -365,6 +400,15 @@ fn init_main(
             .map_err(|e| format!("cannot set the hostname: {e}"))?;
         if plan.net.has_own_namespace() {
             net::loopback_up().map_err(|e| format!("cannot bring up loopback: {e}"))?;
+            // The box's resolver listens inside; cowl answers outside.
+            let port = crate::resolver::PORT;
+            let fail = |e| format!("cannot listen on 127.0.0.1:{port} in the box: {e}");
+            let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).map_err(fail)?;
+            let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(fail)?;
+            for (tag, fd) in [(b"d", udp.as_raw_fd()), (b"t", tcp.as_raw_fd())] {
+                sys::send_with_fd(&sock, tag, fd)
+                    .map_err(|e| format!("cannot pass the resolver's socket out: {e}"))?;
+            }
         }
         if plan.net == NetMode::Proxy {
             // The proxies listen inside the box; cowl serves them outside.
@@ -377,6 +421,9 @@ fn init_main(
                 sys::send_with_fd(&sock, tag, l.as_raw_fd())
                     .map_err(|e| format!("cannot pass the proxy socket out: {e}"))?;
             }
+        }
+        if plan.net.has_own_namespace() {
+            send(&sock, b'N', "");
         }
         if plan.mode == Mode::System {
             sys::unshare(libc::CLONE_NEWUSER).map_err(|e| {
@@ -438,26 +485,35 @@ pub(crate) fn proxy_env(net: NetMode) -> Vec<(String, String)> {
     }
 }
 
-/// Forks the proxy process (threads live there, never in the supervisor):
-/// it serves the box's listeners until the box ends.
-fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, SandboxError> {
-    if plan.net != NetMode::Proxy {
+/// Forks cowl's network process (threads live there, never in the
+/// supervisor) in the modes with a network namespace of their own: it
+/// serves the box's resolver, and in `proxy` mode its proxies, on the
+/// sockets the box's init bound, until the box ends.
+fn start_network(plan: &Plan, sockets: BoxSockets) -> Result<Option<i32>, SandboxError> {
+    if !plan.net.has_own_namespace() {
         return Ok(None);
     }
-    let mut it = listeners.into_iter();
-    let (Some(http), Some(socks)) = (it.next(), it.next()) else {
-        return Err(SandboxError::Setup(
-            "the box did not pass its proxy sockets".into(),
-        ));
+    let missing = |what: &str| SandboxError::Setup(format!("the box did not pass its {what}"));
+    let (Some(udp), Some(tcp)) = (sockets.dns_udp, sockets.dns_tcp) else {
+        return Err(missing("resolver's sockets"));
     };
-    let pid = process::fork().map_err(SandboxError::sys("fork the proxy"))?;
+    let proxies = match (plan.net, sockets.http, sockets.socks) {
+        (NetMode::Proxy, Some(http), Some(socks)) => Some((http, socks)),
+        (NetMode::Proxy, _, _) => return Err(missing("proxy sockets")),
+        _ => None,
+    };
+    let pid = process::fork().map_err(SandboxError::sys("fork the network process"))?;
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
-        // Nothing of the supervisor's but the listeners: not the relay's
+        // Nothing of the supervisor's but the sockets: not the relay's
         // pipes (the app must see their ends), not the caller's stdin and
         // stdout (their other ends must see this run's end when cowl's).
-        security::close_all_but(&[http.as_raw_fd(), socks.as_raw_fd()]);
+        let mut keep = vec![udp.as_raw_fd(), tcp.as_raw_fd()];
+        if let Some((http, socks)) = &proxies {
+            keep.extend([http.as_raw_fd(), socks.as_raw_fd()]);
+        }
+        security::close_all_but(&keep);
         if let Ok(null) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -469,13 +525,29 @@ fn start_proxy(plan: &Plan, listeners: Vec<OwnedFd>) -> Result<Option<i32>, Sand
                 libc::dup2(null.as_raw_fd(), 1);
             }
         }
-        crate::proxy::serve(
-            std::net::TcpListener::from(http),
-            std::net::TcpListener::from(socks),
-            plan.proxy_allow.clone(),
-            &crate::proxy::log_path(&plan.box_dir),
-            &plan.box_name,
-        );
+        let log = std::sync::Arc::new(crate::netlog::NetLog::open(&crate::netlog::log_path(
+            &plan.box_dir,
+        )));
+        if let Err(e) = crate::resolver::serve(
+            std::net::UdpSocket::from(udp),
+            std::net::TcpListener::from(tcp),
+            log.clone(),
+            plan.net,
+        ) {
+            eprintln!("cowl: warning: cannot start the box's resolver: {e} (names the box looks up time out, unlogged)");
+        }
+        match proxies {
+            Some((http, socks)) => crate::proxy::serve(
+                std::net::TcpListener::from(http),
+                std::net::TcpListener::from(socks),
+                plan.proxy_allow.clone(),
+                log,
+                &plan.box_name,
+            ),
+            None => loop {
+                std::thread::park();
+            },
+        }
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(0) }
     }

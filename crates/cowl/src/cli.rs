@@ -171,7 +171,8 @@ pub enum Command {
     )]
     Scan(ScanArgs),
     /// Show a box's network log: every connection it tried through the
-    /// proxies of `--net proxy`, allowed or refused.
+    /// proxies of `--net proxy`, allowed or refused, and every name it
+    /// looked up without network (`--net none`) or around its proxy.
     Netlog(NetlogArgs),
     /// List the running boxes and their init pids.
     Ps(ListArgs),
@@ -198,7 +199,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetArg {
-    /// Own network namespace, loopback only (the default).
+    /// Own network namespace, loopback only (the default). Names the box
+    /// looks up are refused at once and logged (`cowl netlog BOX`); a run
+    /// that fails after looking some up names them and the flag that lets
+    /// it reach them.
     None,
     /// The host's network (its abstract unix sockets, X11 and D-Bus among
     /// them, stay unreachable). Not stopped: the box can listen on an
@@ -212,7 +216,8 @@ pub enum NetArg {
     /// No route out; an HTTP proxy (127.0.0.1:3128) and a SOCKS5 proxy
     /// (127.0.0.1:1080) that cowl runs outside the box connect to the hosts
     /// given with --allow. HTTP_PROXY, HTTPS_PROXY and ALL_PROXY are set.
-    /// Every attempt is logged: `cowl netlog BOX`.
+    /// Every attempt is logged: `cowl netlog BOX`; so is a name looked up
+    /// around the proxies, which is refused.
     Proxy,
 }
 

@@ -1,8 +1,6 @@
 //! One short function per command.
 
-use crate::cli::{
-    Cli, Command, ConfigArgs, ListArgs, NetArg, NetlogArgs, RmArgs, RunArgs, StopArgs,
-};
+use crate::cli::{Cli, Command, ConfigArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
 use crate::policy::{
     check_syscall_names, effective_hidden, enforceable, expand, landlock_policy, limits_of,
     proxy_rules,
@@ -39,7 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run(a),
         Command::Config(a) => config(a),
-        Command::Netlog(a) => netlog(a),
+        Command::Netlog(a) => crate::netlog::netlog(a),
         Command::Scan(a) => crate::review::scan(a),
         Command::Commit(a) => crate::commit::commit(a),
         Command::Export(a) => crate::review::export(a),
@@ -272,9 +270,13 @@ fn run(a: RunArgs) -> Result<i32> {
         rlimits: enforcement.rlimits.clone(),
     };
     let started = cowl_store::baseline::now_ns();
+    let run_log = crate::netlog::RunLog::mark(b.path());
     let code = spawn::run(&plan, &enforcement, &mut obs);
     cowl_sandbox::limits::cleanup(&enforcement);
     let code = code?;
+    if let Some(hint) = run_log.hint(code, net, name.as_str(), &plan.proxy_allow) {
+        eprintln!("{hint}");
+    }
     b.clear_state(&lock);
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
@@ -362,46 +364,6 @@ impl Observer for StateWriter<'_> {
     }
 }
 
-fn netlog(a: NetlogArgs) -> Result<i32> {
-    let name = box_name(&a.name)?;
-    let store = open_store()?;
-    let b = store.open_box(&name)?;
-    let text = std::fs::read_to_string(cowl_sandbox::proxy::log_path(b.path())).unwrap_or_default();
-    let entries: Vec<cowl_sandbox::proxy::LogEntry> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
-    } else {
-        println!(
-            "{:<20}  {:<8} {:<8} {:<30} REASON",
-            "TIME", "VERDICT", "VIA", "HOST:PORT"
-        );
-        // The host is what the box asked its proxy for (and the reason may
-        // name it): quoted, so that it cannot print a fake line of the log.
-        for e in &entries {
-            // A connection refused before it named a host has none.
-            let host = cowl_store::quote::text(&e.host);
-            let target = match (e.host.as_str(), e.port) {
-                ("", 0) => "-".to_owned(),
-                (h, p) if h.contains(':') => format!("[{host}]:{p}"),
-                (_, p) => format!("{host}:{p}"),
-            };
-            let line = format!(
-                "{:<20}  {:<8} {:<8} {:<30} {}",
-                cowl_store::time::rfc3339(e.time),
-                e.verdict,
-                e.via,
-                target,
-                cowl_store::quote::text(e.reason.as_deref().unwrap_or(""))
-            );
-            println!("{}", line.trim_end());
-        }
-    }
-    Ok(0)
-}
-
 /// Who has a box: nobody (and now we hold its run lock), or a running init.
 enum Holder {
     Free(BoxLock),
@@ -459,7 +421,8 @@ fn join(
     {
         eprintln!("cowl: {n}");
     }
-    Ok(join::join(
+    let run_log = crate::netlog::RunLog::mark(b.path());
+    let code = join::join(
         &JoinTarget {
             name: b.name().as_str(),
             pid: state.pid,
@@ -474,7 +437,11 @@ fn join(
         },
         &spec.command,
         &spec.cwd,
-    )?)
+    )?;
+    if let Some(hint) = run_log.hint(code, state.net, b.name().as_str(), &spec.proxy_allow) {
+        eprintln!("{hint}");
+    }
+    Ok(code)
 }
 
 /// Where a run of `plan` starts: the box's live layer `upper` (none for a

@@ -8,6 +8,7 @@ mod commands;
 mod commit;
 mod freeze;
 mod mirror;
+mod netlog;
 mod policy;
 mod review;
 mod versions;
