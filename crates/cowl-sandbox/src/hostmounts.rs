@@ -184,7 +184,8 @@ fn answers(path: &Path, limit: Duration) -> bool {
     let Ok(c) = crate::sys::cpath(path) else {
         return false;
     };
-    match crate::process::fork() {
+    // SAFETY: planning runs in cowl's single-threaded CLI, before any box.
+    match unsafe { crate::process::fork() } {
         Ok(0) => {
             // SAFETY: statfs into a buffer of its type; then leaving the child.
             unsafe {

@@ -2,12 +2,13 @@
 //! box's init instead of making a second overlay on the same upper.
 
 use crate::error::SandboxError;
+use crate::policy::{Mode, NetMode};
 use crate::process::{self, AppStart};
+use crate::protocol::Message;
 use crate::rootfs::Caller;
 use crate::spawn::{app_events_pipe, box_pty, handshake, interactive, proxy_env, send, Observer};
 use crate::supervise::supervise;
 use crate::{security, stdio, sys};
-use cowl_store::{Mode, NetMode};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -55,7 +56,8 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(SandboxError::sys("create a socket pair"))?;
     let (events_r, events_w) = app_events_pipe()?;
-    let pid = process::fork().map_err(SandboxError::sys("fork"))?;
+    // SAFETY: the joining cowl is single-threaded (it starts no threads).
+    let pid = unsafe { crate::process::fork() }.map_err(SandboxError::sys("fork"))?;
     if pid == 0 {
         drop(ours);
         drop(relay);
@@ -71,8 +73,10 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             {
                 send(
                     &theirs,
-                    b'E',
-                    &format!("cannot join the box's cgroup {}: {e}", cg.display()),
+                    Message::SetupFailed(format!(
+                        "cannot join the box's cgroup {}: {e}",
+                        cg.display()
+                    )),
                 );
                 // SAFETY: leaving the forked child.
                 unsafe { libc::_exit(1) }
@@ -102,8 +106,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         if let Err(e) = entered {
             send(
                 &theirs,
-                b'E',
-                &format!("cannot enter the box's namespaces: {e}"),
+                Message::SetupFailed(format!("cannot enter the box's namespaces: {e}")),
             );
             // SAFETY: leaving the forked child.
             unsafe { libc::_exit(1) }
@@ -112,7 +115,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         let slave = match app_io.uses_pty().then(|| box_pty(&theirs)).transpose() {
             Ok(s) => s,
             Err(e) => {
-                send(&theirs, b'E', &e);
+                send(&theirs, Message::SetupFailed(e.clone()));
                 // SAFETY: leaving the forked child.
                 unsafe { libc::_exit(1) }
             }
@@ -120,8 +123,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         if let Err(e) = process::lead_session(slave.as_ref()) {
             send(
                 &theirs,
-                b'E',
-                &format!("cannot make the box's session: {e}"),
+                Message::SetupFailed(format!("cannot make the box's session: {e}")),
             );
             // SAFETY: leaving the forked child.
             unsafe { libc::_exit(1) }
@@ -129,13 +131,13 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         if let Err(e) = stdio::let_go_of_callers() {
             send(
                 &theirs,
-                b'E',
-                &format!("cannot let go of cowl's stdio: {e}"),
+                Message::SetupFailed(format!("cannot let go of cowl's stdio: {e}")),
             );
             // SAFETY: leaving the forked child.
             unsafe { libc::_exit(1) }
         }
-        let app = match process::fork() {
+        // SAFETY: the joining cowl is single-threaded (it starts no threads).
+        let app = match unsafe { crate::process::fork() } {
             Ok(0) => process::exec_app(&AppStart {
                 argv,
                 cwd,
@@ -152,7 +154,10 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
             }),
             Ok(app) => app,
             Err(e) => {
-                send(&theirs, b'E', &format!("cannot fork in the box: {e}"));
+                send(
+                    &theirs,
+                    Message::SetupFailed(format!("cannot fork in the box: {e}")),
+                );
                 // SAFETY: leaving the forked child.
                 unsafe { libc::_exit(1) }
             }
@@ -173,6 +178,7 @@ pub fn join(target: &JoinTarget, argv: &[String], cwd: &Path) -> Result<i32, San
         fn warning(&mut self, msg: &str) {
             eprintln!("cowl: warning: {msg}");
         }
+        fn remove_tree(&self, _: &Path) {}
     }
     let nobody = Caller { uid: 0, gid: 0 };
     // The running box's network process serves this run too.

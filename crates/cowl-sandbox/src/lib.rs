@@ -8,6 +8,7 @@
 
 pub mod dns;
 pub mod error;
+pub mod freeze;
 pub mod hidden;
 pub mod hostmounts;
 pub mod join;
@@ -19,7 +20,9 @@ pub mod net;
 pub mod netlog;
 pub mod placement;
 pub mod plan;
+pub mod policy;
 pub mod process;
+mod protocol;
 pub mod proxy;
 pub mod pty;
 pub mod resolvconf;

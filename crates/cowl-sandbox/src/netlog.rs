@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// The most bytes of the log [`read_from`] reads: a box that flooded its
@@ -54,11 +54,6 @@ impl LogEntry {
             reason: reason.map(str::to_owned),
         }
     }
-}
-
-/// The box's network log.
-pub fn log_path(box_dir: &Path) -> PathBuf {
-    box_dir.join("netlog.jsonl")
 }
 
 /// The log as the network process writes it: appended to, one whole line
@@ -139,7 +134,7 @@ mod tests {
     fn a_run_reads_the_entries_written_after_its_start_and_skips_cut_lines() {
         let dir = std::env::temp_dir().join(format!("cowl-netlog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = log_path(&dir);
+        let path = dir.join("netlog.jsonl");
         let _ = std::fs::remove_file(&path);
         let log = NetLog::open(&path);
         log.write(&LogEntry::now("old.org", 443, "refused", "connect", None));

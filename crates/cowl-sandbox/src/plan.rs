@@ -5,7 +5,7 @@
 //! `cowl run --dry-run --json` can print exactly what a run would do.
 
 use crate::mountinfo::MountEntry;
-use cowl_store::{Durability, Mode, NetMode};
+use crate::policy::{Durability, Mode, NetMode};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -172,6 +172,25 @@ impl LayerMount {
     }
 }
 
+/// The box's directories a run uses, as the store names them: `dir` is the
+/// box's directory; the others are relative to it and opened beneath it
+/// without following a symlink (a box tampered with is refused).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunPaths {
+    /// The box's directory.
+    pub dir: PathBuf,
+    /// The live layer's directory (holds `upper` and `work`).
+    pub live: PathBuf,
+    /// The live layer: the root overlay's upper.
+    pub upper: PathBuf,
+    /// Where each run gets fresh overlay work directories.
+    pub work: PathBuf,
+    /// The mount point of the run's scratch filesystem (skeletons, the new root).
+    pub scratch: PathBuf,
+    /// The network log (absolute).
+    pub netlog: PathBuf,
+}
+
 /// Everything a run needs, resolved: printed by `cowl run --dry-run --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -187,8 +206,8 @@ pub struct Plan {
     pub cwd: PathBuf,
     /// What the app's fsyncs promise.
     pub durability: Durability,
-    /// The box directory in the store.
-    pub box_dir: PathBuf,
+    /// The box's directories the run uses.
+    pub paths: RunPaths,
     /// Paths the box cannot read: the store, and the policy's hidden paths,
     /// as given and resolved on the host (symlinks followed, existing or not).
     pub hidden: Vec<PathBuf>,
@@ -235,12 +254,12 @@ pub(crate) fn is_under_any(p: &Path, roots: &[&str]) -> bool {
 
 /// Resolves a spec against the host.
 ///
-/// * `box_dir`: the box's directory; `store`: the store root, hidden inside.
+/// * `paths`: the box's directories; `store`: the store root, hidden inside.
 /// * `versions`: the box's frozen layer roots, newest first.
 /// * `mounts`: the host's mount table.
 pub fn resolve(
     spec: &Spec,
-    box_dir: &Path,
+    paths: &RunPaths,
     store: &Path,
     versions: &[PathBuf],
     mounts: &[MountEntry],
@@ -304,7 +323,7 @@ pub fn resolve(
         command: spec.command.clone(),
         cwd: spec.cwd.clone(),
         durability: spec.durability,
-        box_dir: box_dir.to_owned(),
+        paths: paths.clone(),
         hidden,
         covered,
         allow_syscalls: spec.allow_syscalls.clone(),
@@ -394,6 +413,17 @@ mod tests {
         }
     }
 
+    fn paths(dir: &Path) -> RunPaths {
+        RunPaths {
+            dir: dir.to_owned(),
+            live: "live".into(),
+            upper: "live/upper".into(),
+            work: "live/work".into(),
+            scratch: "mnt".into(),
+            netlog: dir.join("netlog"),
+        }
+    }
+
     /// A mount table with `points` as ext4 mounts (ids in order, each on
     /// the root) and the given extra lines.
     fn mounts(points: &[&str]) -> Vec<MountEntry> {
@@ -447,7 +477,7 @@ mod tests {
         )));
         let plan = resolve(
             &spec(Mode::System),
-            &base.join("store/boxes/t"),
+            &paths(&base.join("store/boxes/t")),
             &base.join("store"),
             &[],
             &m,
@@ -481,7 +511,7 @@ mod tests {
         let m = mounts(&["/proc", "/dev", "/sys"]);
         let plan = resolve(
             &spec(Mode::Rootless),
-            Path::new("/nonexistent/b"),
+            &paths(Path::new("/nonexistent/b")),
             Path::new("/nonexistent"),
             &[],
             &m,

@@ -81,8 +81,16 @@ pub fn exit_code(status: i32) -> i32 {
 }
 
 /// `fork(2)`.
-pub fn fork() -> std::io::Result<i32> {
-    // SAFETY: cowl is single-threaded whenever it forks (asserted by callers).
+///
+/// # Safety
+///
+/// The calling process must be single-threaded: the child gets a copy of
+/// this thread only, and anything another thread held (a lock of the
+/// allocator, of stdio) stays held there for good. cowl's supervisor and
+/// the box's processes start no threads (only the network process does,
+/// after its own fork); every caller says why it holds.
+pub unsafe fn fork() -> std::io::Result<i32> {
+    // SAFETY: the caller is single-threaded (this function's contract).
     sys::cvt(unsafe { libc::fork() })
 }
 
@@ -117,12 +125,10 @@ pub struct AppStart<'a> {
 
 /// The app's side of the fork: its own session, its terminal, its directory,
 /// no new privileges, no capabilities, no stray descriptors; then exec.
-/// Never returns; an error is reported on `report` as `X<message>`.
+/// Never returns; an error is reported on `report` (`Message::ExecFailed`).
 pub fn exec_app(a: &AppStart) -> ! {
     let fail = |code: i32, msg: String| -> ! {
-        let mut m = vec![b'X'];
-        m.extend(msg.into_bytes());
-        let _ = sys::write_all(a.report.as_raw_fd(), &m);
+        let _ = crate::protocol::Message::ExecFailed(msg).send(a.report);
         // SAFETY: leaving the forked child without running destructors.
         unsafe { libc::_exit(code) }
     };

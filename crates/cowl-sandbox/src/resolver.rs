@@ -20,7 +20,7 @@
 
 use crate::dns::{self, Question};
 use crate::netlog::{LogEntry, NetLog};
-use cowl_store::NetMode;
+use crate::policy::NetMode;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -287,7 +287,7 @@ mod tests {
     fn udp_and_tcp_queries_are_refused_and_logged() {
         let dir = std::env::temp_dir().join(format!("cowl-resolver-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = crate::netlog::log_path(&dir);
+        let path = dir.join("netlog.jsonl");
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let (ua, ta) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());

@@ -10,8 +10,8 @@
 
 use crate::error::SetupError;
 use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
+use crate::policy::{Durability, Mode};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
-use cowl_store::{Durability, Mode};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -85,11 +85,11 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
 
     let box_fd = sys::openat(
         None,
-        &plan.box_dir,
+        &plan.paths.dir,
         libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
     )
-    .map_err(op("open the box directory", &plan.box_dir))?;
+    .map_err(op("open the box directory", &plan.paths.dir))?;
     let beneath = |name: &str| {
         sys::openat2(
             box_fd.as_raw_fd(),
@@ -98,24 +98,30 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
             RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         )
         .map_err(|source| SetupError::Tampered {
-            path: plan.box_dir.join(name),
+            path: plan.paths.dir.join(name),
             source,
         })
     };
-    let live = beneath("live")?;
+    let p = &plan.paths;
+    let s = |x: &Path| x.to_string_lossy().into_owned();
+    let live = beneath(&s(&p.live))?;
     // Fresh work directories for every run: overlayfs empties a reused work
     // directory at mount time, and on filesystems mounted with `discard` that
     // costs a synchronous discard per overlay. The supervisor removes the
     // previous runs' work directories in the background.
-    let work_base = beneath("live/work")?;
+    let work_base = beneath(&s(&p.work))?;
     sys::mkdirat(work_base.as_raw_fd(), Path::new(run_id), 0o700)
-        .map_err(op("create", &plan.box_dir.join("live/work").join(run_id)))?;
-    let work = beneath(&format!("live/work/{run_id}"))?;
-    let mnt = beneath("mnt")?;
-    let fresh = sys::mkdirat_new(live.as_raw_fd(), Path::new("upper"), 0o700)
-        .map_err(op("create", &plan.box_dir.join("live/upper")))?;
+        .map_err(op("create", &p.dir.join(&p.work).join(run_id)))?;
+    let work = beneath(&s(&p.work.join(run_id)))?;
+    let mnt = beneath(&s(&p.scratch))?;
+    let upper_name = p
+        .upper
+        .strip_prefix(&p.live)
+        .map_err(|_| SetupError::Message("the live layer is not in the live directory".into()))?;
+    let fresh = sys::mkdirat_new(live.as_raw_fd(), upper_name, 0o700)
+        .map_err(op("create", &p.dir.join(&p.upper)))?;
     let upper = Upper {
-        fd: beneath("live/upper")?,
+        fd: beneath(&s(&p.upper))?,
         made: std::cell::RefCell::new(Vec::new()),
     };
     let r = build_view(
@@ -124,7 +130,7 @@ pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<()
     if r.is_err() {
         upper.undo();
         if fresh {
-            let _ = sys::unlinkat(live.as_raw_fd(), Path::new("upper"), true);
+            let _ = sys::unlinkat(live.as_raw_fd(), upper_name, true);
         }
     }
     r
@@ -156,9 +162,9 @@ fn build_view(
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )
-        .map_err(op("open", &plan.box_dir.join("live/upper")))?;
+        .map_err(op("open", &plan.paths.dir.join(&plan.paths.upper)))?;
         copy_attrs(&fd, Path::new("/"), plan.mode, caller)
-            .map_err(op("set up", &plan.box_dir.join("live/upper")))?;
+            .map_err(op("set up", &plan.paths.dir.join(&plan.paths.upper)))?;
     }
 
     // A scratch tmpfs on the box's mnt/: skeletons, the empty lower, and the
@@ -168,10 +174,10 @@ fn build_view(
         &[("mode", "0755")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
     )
-    .map_err(op("mount scratch tmpfs on", &plan.box_dir.join("mnt")))?;
+    .map_err(op("mount scratch tmpfs on", &plan.paths.scratch))?;
     sys::move_mount_fd(scratch.as_raw_fd(), mnt.as_raw_fd())
-        .map_err(op("mount scratch tmpfs on", &plan.box_dir.join("mnt")))?;
-    let scratch = beneath("mnt")?;
+        .map_err(op("mount scratch tmpfs on", &plan.paths.scratch))?;
+    let scratch = beneath(&plan.paths.scratch.to_string_lossy())?;
     let scratch_dir = |name: &str| -> Result<OwnedFd, SetupError> {
         sys::mkdirat(scratch.as_raw_fd(), Path::new(name), 0o755)
             .and_then(|()| {
@@ -337,7 +343,7 @@ fn make_layer(
     };
     let upper_dir =
         ensure_upper(upper, &l.path, plan.mode, caller).map_err(|source| SetupError::Tampered {
-            path: PathBuf::from("live/upper").join(l.upper_rel()),
+            path: plan.paths.upper.join(l.upper_rel()),
             source,
         })?;
     let work_name = format!("w{index}");
@@ -356,7 +362,7 @@ fn make_layer(
     for v in &l.versions {
         // Beneath the box directory, no symlink on the way.
         let rel = v
-            .strip_prefix(&plan.box_dir)
+            .strip_prefix(&plan.paths.dir)
             .map_err(|_| SetupError::Message(format!("{} is not in the box", v.display())))?;
         let fd = sys::openat2(
             box_fd.as_raw_fd(),

@@ -15,24 +15,15 @@
 
 use crate::error::SandboxError;
 use crate::plan::Plan;
+use crate::policy::{Mode, NetMode};
 use crate::process::{self, AppStart};
+use crate::protocol::Message;
 use crate::rootfs::{self, Caller};
 use crate::stdio::{self, AppStdio};
 use crate::supervise::supervise;
 use crate::{net, pty, security, sys};
-use cowl_store::{Mode, NetMode};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-
-/// Messages from the box's init to the supervisor, one per seqpacket:
-/// `W` warning, `M` "write my id maps", `E` setup failed, `X` exec failed;
-/// with a socket: `h` and `s` the proxies' listeners, `d` and `t` the
-/// resolver's UDP socket and TCP listener, `P` the terminal's master; `N`
-/// "that was every socket of the network", on which the supervisor starts
-/// the network process while the init goes on.
-/// The supervisor answers `M` (and, rootless, the clone) with `G` (go).
-/// End of stream: the app has exec'd.
-const GO: &[u8] = b"G";
 
 /// What the caller learns about a started box.
 pub trait Observer {
@@ -40,6 +31,9 @@ pub trait Observer {
     fn started(&mut self, pid: i32);
     /// A non-fatal problem to show the user.
     fn warning(&mut self, msg: &str);
+    /// Removes a tree whatever modes are in it (earlier runs' overlay work
+    /// directories, in a background process of their own).
+    fn remove_tree(&self, path: &Path);
 }
 
 /// Checks what the kernel must offer, before anything is forked.
@@ -179,22 +173,20 @@ pub(crate) fn interactive() -> Option<Interactive> {
 /// In the box: opens a pty and passes its master to the supervisor (`P`).
 pub(crate) fn box_pty(sock: &OwnedFd) -> Result<OwnedFd, String> {
     let pty = pty::open().map_err(|e| format!("cannot open a terminal in the box: {e}"))?;
-    sys::send_with_fd(sock, b"P", pty.master.as_raw_fd())
+    Message::Terminal
+        .send_with(sock, pty.master.as_raw_fd())
         .map_err(|e| format!("cannot pass the terminal out: {e}"))?;
     Ok(pty.slave)
 }
 
-pub(crate) fn send(sock: &OwnedFd, tag: u8, msg: &str) {
-    let mut m = Vec::with_capacity(msg.len() + 1);
-    m.push(tag);
-    m.extend_from_slice(msg.as_bytes());
-    m.truncate(4000);
-    let _ = sys::write_all(sock.as_raw_fd(), &m);
+/// Sends `m` to the supervisor; if it is gone, the box ends anyway.
+pub(crate) fn send(sock: &OwnedFd, m: Message) {
+    let _ = m.send(sock);
 }
 
 fn wait_go(sock: &OwnedFd) -> Result<(), String> {
-    match sys::recv_msg(sock) {
-        Ok((m, _)) if m == GO => Ok(()),
+    match Message::recv(sock) {
+        Ok(Some((Message::Go, _))) => Ok(()),
         _ => Err("the supervisor went away".into()),
     }
 }
@@ -262,7 +254,9 @@ pub fn run(
         crate::limits::attach(limits, pid)?;
         if plan.mode == Mode::Rootless {
             write_id_maps(pid, plan.mode, caller)?;
-            sys::write_all(ours.as_raw_fd(), GO).map_err(SandboxError::sys("signal the box"))?;
+            Message::Go
+                .send(&ours)
+                .map_err(SandboxError::sys("signal the box"))?;
         }
         // The network process starts as soon as its sockets are out, while
         // the init still sets up the app: its fork is off the start's path.
@@ -278,7 +272,7 @@ pub fn run(
                 relay.attach_master(m);
             }
             observer.started(pid);
-            remove_old_work_dirs(&plan.box_dir.join("live/work"), &run_id, observer);
+            remove_old_work_dirs(&plan.paths.dir.join(&plan.paths.work), &run_id, observer);
             crate::trace::mark("supervising");
             let code = supervise(pid, &mut relay, Some(events_r));
             end_child(network);
@@ -346,32 +340,40 @@ pub(crate) fn handshake(
     let mut master = None;
     let mut sockets = BoxSockets::default();
     loop {
-        let (msg, fd) = sys::recv_msg(sock).map_err(SandboxError::sys("read from the box"))?;
-        let text = || String::from_utf8_lossy(&msg[1..]).into_owned();
-        match msg.first() {
-            None => return Ok(master),
-            Some(b'N') => network(std::mem::take(&mut sockets))?,
-            Some(b'h') => sockets.http = fd,
-            Some(b's') => sockets.socks = fd,
-            Some(b'd') => sockets.dns_udp = fd,
-            Some(b't') => sockets.dns_tcp = fd,
-            Some(b'P') => {
+        let Some((msg, fd)) =
+            Message::recv(sock).map_err(SandboxError::sys("read from the box"))?
+        else {
+            return Ok(master);
+        };
+        match msg {
+            Message::NetworkReady => network(std::mem::take(&mut sockets))?,
+            Message::HttpListener => sockets.http = fd,
+            Message::SocksListener => sockets.socks = fd,
+            Message::DnsUdp => sockets.dns_udp = fd,
+            Message::DnsTcp => sockets.dns_tcp = fd,
+            Message::Terminal => {
                 if let Some(m) = &fd {
                     pty::configure_like(0, m.as_raw_fd());
                 }
                 master = fd;
             }
-            Some(b'W') => observer.warning(&text()),
-            Some(b'M') => {
+            Message::Warning(w) => observer.warning(&w),
+            Message::MapIds => {
                 write_id_maps(pid, mode, caller)?;
-                sys::write_all(sock.as_raw_fd(), GO)
+                Message::Go
+                    .send(sock)
                     .map_err(SandboxError::sys("signal the box"))?;
             }
-            Some(b'X') => {
+            Message::ExecFailed(x) => {
                 // The exec failed: the app exits 126/127, which supervise returns.
-                eprintln!("cowl: {}", text());
+                eprintln!("cowl: {x}");
             }
-            Some(_) => return Err(SandboxError::Setup(text())),
+            Message::SetupFailed(e) => return Err(SandboxError::Setup(e)),
+            m => {
+                return Err(SandboxError::Setup(format!(
+                    "the box sent a message out of turn: {m:?}"
+                )))
+            }
         }
     }
 }
@@ -392,8 +394,10 @@ fn init_main(
             wait_go(&sock)?;
         }
         crate::trace::mark("init: mapped");
-        rootfs::build(plan, caller, run_id, &mut |w| send(&sock, b'W', &w))
-            .map_err(|e| e.to_string())?;
+        rootfs::build(plan, caller, run_id, &mut |w| {
+            send(&sock, Message::Warning(w))
+        })
+        .map_err(|e| e.to_string())?;
         let name = plan.box_name.as_bytes();
         // SAFETY: name is valid for its length.
         sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
@@ -405,25 +409,28 @@ fn init_main(
             let fail = |e| format!("cannot listen on 127.0.0.1:{port} in the box: {e}");
             let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).map_err(fail)?;
             let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(fail)?;
-            for (tag, fd) in [(b"d", udp.as_raw_fd()), (b"t", tcp.as_raw_fd())] {
-                sys::send_with_fd(&sock, tag, fd)
+            for (m, fd) in [
+                (Message::DnsUdp, udp.as_raw_fd()),
+                (Message::DnsTcp, tcp.as_raw_fd()),
+            ] {
+                m.send_with(&sock, fd)
                     .map_err(|e| format!("cannot pass the resolver's socket out: {e}"))?;
             }
         }
         if plan.net == NetMode::Proxy {
             // The proxies listen inside the box; cowl serves them outside.
-            for (tag, port) in [
-                (b"h", crate::proxy::HTTP_PORT),
-                (b"s", crate::proxy::SOCKS_PORT),
+            for (m, port) in [
+                (Message::HttpListener, crate::proxy::HTTP_PORT),
+                (Message::SocksListener, crate::proxy::SOCKS_PORT),
             ] {
                 let l = std::net::TcpListener::bind(("127.0.0.1", port))
                     .map_err(|e| format!("cannot listen on 127.0.0.1:{port} in the box: {e}"))?;
-                sys::send_with_fd(&sock, tag, l.as_raw_fd())
+                m.send_with(&sock, l.as_raw_fd())
                     .map_err(|e| format!("cannot pass the proxy socket out: {e}"))?;
             }
         }
         if plan.net.has_own_namespace() {
-            send(&sock, b'N', "");
+            send(&sock, Message::NetworkReady);
         }
         if plan.mode == Mode::System {
             sys::unshare(libc::CLONE_NEWUSER).map_err(|e| {
@@ -432,7 +439,7 @@ fn init_main(
                     userns_hint()
                 )
             })?;
-            send(&sock, b'M', "");
+            send(&sock, Message::MapIds);
             wait_go(&sock)?;
         }
         let slave = app_io.uses_pty().then(|| box_pty(&sock)).transpose()?;
@@ -442,7 +449,9 @@ fn init_main(
         process::lead_session(slave.as_ref())
             .map_err(|e| format!("cannot make the box's session: {e}"))?;
         crate::trace::mark("init: forking app");
-        let app = process::fork().map_err(|e| format!("cannot fork the app: {e}"))?;
+        // SAFETY: the supervisor and the box's init start no threads.
+        let app =
+            unsafe { crate::process::fork() }.map_err(|e| format!("cannot fork the app: {e}"))?;
         if app == 0 {
             process::exec_app(&AppStart {
                 argv: &plan.command,
@@ -467,7 +476,7 @@ fn init_main(
     drop(app_io);
     match started {
         Err(msg) => {
-            send(&sock, b'E', &msg);
+            send(&sock, Message::SetupFailed(msg));
             1
         }
         Ok(app) => {
@@ -502,7 +511,9 @@ fn start_network(plan: &Plan, sockets: BoxSockets) -> Result<Option<i32>, Sandbo
         (NetMode::Proxy, _, _) => return Err(missing("proxy sockets")),
         _ => None,
     };
-    let pid = process::fork().map_err(SandboxError::sys("fork the network process"))?;
+    // SAFETY: the supervisor and the box's init start no threads.
+    let pid =
+        unsafe { crate::process::fork() }.map_err(SandboxError::sys("fork the network process"))?;
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
@@ -525,9 +536,7 @@ fn start_network(plan: &Plan, sockets: BoxSockets) -> Result<Option<i32>, Sandbo
                 libc::dup2(null.as_raw_fd(), 1);
             }
         }
-        let log = std::sync::Arc::new(crate::netlog::NetLog::open(&crate::netlog::log_path(
-            &plan.box_dir,
-        )));
+        let log = std::sync::Arc::new(crate::netlog::NetLog::open(&plan.paths.netlog));
         if let Err(e) = crate::resolver::serve(
             std::net::UdpSocket::from(udp),
             std::net::TcpListener::from(tcp),
@@ -596,18 +605,20 @@ fn remove_old_work_dirs(work: &Path, keep: &str, observer: &mut dyn Observer) {
     if old.len() <= WORK_DIRS_KEPT {
         return;
     }
-    match process::fork() {
+    // SAFETY: the supervisor and the box's init start no threads.
+    match unsafe { crate::process::fork() } {
         Ok(0) => {
             // Nothing of the supervisor's may stay open here: not the box's
             // lock, not its terminal.
             let _ = security::close_other_fds_on_exec();
             // SAFETY: closing every descriptor above stderr in this process.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-            if let Ok(0) = process::fork() {
+            // SAFETY: the supervisor and the box's init start no threads.
+            if let Ok(0) = unsafe { crate::process::fork() } {
                 // SAFETY: lowering our own priority.
                 unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
                 for p in &old {
-                    let _ = cowl_store::boxdir::remove_tree(p);
+                    observer.remove_tree(p);
                 }
             }
             // SAFETY: leaving the forked child.

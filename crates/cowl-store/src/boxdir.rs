@@ -303,6 +303,24 @@ impl BoxDir {
         &self.path
     }
 
+    /// The directories a run of the box uses, relative to its directory:
+    /// (the live directory, the live layer, the overlay work directories,
+    /// the scratch mount point). Runs open them beneath the box directory
+    /// without following symlinks.
+    pub fn run_dirs() -> [&'static str; 4] {
+        ["live", "live/upper", "live/work", "mnt"]
+    }
+
+    /// The box's network log.
+    pub fn netlog(&self) -> PathBuf {
+        Self::netlog_in(&self.path)
+    }
+
+    /// The network log of the box whose directory is `dir`.
+    pub fn netlog_in(dir: &Path) -> PathBuf {
+        dir.join("netlog.jsonl")
+    }
+
     /// The live layer's upper directory.
     pub fn upper(&self) -> PathBuf {
         self.path.join("live/upper")

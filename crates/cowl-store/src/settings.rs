@@ -45,16 +45,6 @@ pub enum NetMode {
 }
 
 impl NetMode {
-    /// Whether the box gets its own network namespace.
-    pub fn has_own_namespace(self) -> bool {
-        matches!(self, NetMode::None | NetMode::Proxy)
-    }
-
-    /// Whether internet sockets other than TCP are refused.
-    pub fn tcp_only(self) -> bool {
-        matches!(self, NetMode::Ports)
-    }
-
     /// The name used in box.toml and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {

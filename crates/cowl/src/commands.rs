@@ -132,10 +132,10 @@ fn run(a: RunArgs) -> Result<i32> {
     let spec = Spec {
         box_name: name.to_string(),
         command,
-        mode,
-        net,
+        mode: crate::to_sandbox::mode(mode),
+        net: crate::to_sandbox::net(net),
         cwd,
-        durability: s.durability,
+        durability: crate::to_sandbox::durability(s.durability),
         binds,
         proxy_allow: proxy_rules(net, &allow)?,
         hide,
@@ -155,7 +155,13 @@ fn run(a: RunArgs) -> Result<i32> {
             Some(b) => b.version_layers()?,
             None => Vec::new(),
         };
-        let plan = plan::resolve(&spec, &box_dir, store.root(), &versions, &mounts);
+        let plan = plan::resolve(
+            &spec,
+            &crate::to_sandbox::run_paths(&box_dir),
+            store.root(),
+            &versions,
+            &mounts,
+        );
         let upper = existing.as_ref().map(|b| b.upper());
         let start = planned_start(
             &plan,
@@ -185,7 +191,13 @@ fn run(a: RunArgs) -> Result<i32> {
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
     let run_layers = cowl_store::cache::run_layers(&b)?;
-    let plan = plan::resolve(&spec, b.path(), store.root(), &run_layers, &mounts);
+    let plan = plan::resolve(
+        &spec,
+        &crate::to_sandbox::run_paths(b.path()),
+        store.root(),
+        &run_layers,
+        &mounts,
+    );
     // Before the run, and before anything it prints: where the command
     // runs, when that is not the caller's directory as the host has it.
     let start = planned_start(
@@ -217,7 +229,7 @@ fn run(a: RunArgs) -> Result<i32> {
             }
         }
         let abi = cowl_sandbox::landlock::abi();
-        let tcp = if net.tcp_only() {
+        let tcp = if crate::to_sandbox::net(net).tcp_only() {
             ", internet sockets TCP only"
         } else {
             ""
@@ -362,6 +374,10 @@ impl Observer for StateWriter<'_> {
     fn warning(&mut self, msg: &str) {
         eprintln!("cowl: warning: {msg}");
     }
+
+    fn remove_tree(&self, path: &Path) {
+        let _ = cowl_store::boxdir::remove_tree(path);
+    }
 }
 
 /// Who has a box: nobody (and now we hold its run lock), or a running init.
@@ -427,10 +443,10 @@ fn join(
             name: b.name().as_str(),
             pid: state.pid,
             start_ticks: state.start_ticks,
-            mode: state.mode,
+            mode: crate::to_sandbox::mode(state.mode),
             allow_syscalls: &b.settings.allow_syscalls,
             landlock: &landlock_policy(state.net, &state.allow)?,
-            net: state.net,
+            net: crate::to_sandbox::net(state.net),
             cgroups: &state.cgroups,
             rlimits: &state.rlimits,
             env: &spec.env,

@@ -3,6 +3,8 @@
 //! The binary is glue: flags become a `Spec`, the sandbox crate resolves it
 //! into a `Plan` and runs it; the store crate keeps the boxes.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod commit;
@@ -11,6 +13,7 @@ mod mirror;
 mod netlog;
 mod policy;
 mod review;
+mod to_sandbox;
 mod versions;
 mod workdir;
 

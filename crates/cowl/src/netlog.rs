@@ -15,7 +15,7 @@ pub fn netlog(a: NetlogArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
     let b = store.open_box(&name)?;
-    let text = std::fs::read(netlog::log_path(b.path())).unwrap_or_default();
+    let text = std::fs::read(b.netlog()).unwrap_or_default();
     let entries = netlog::parse(&text);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -60,7 +60,7 @@ pub struct RunLog {
 impl RunLog {
     /// Marks the log's end now, before a run of the box at `box_dir`.
     pub fn mark(box_dir: &Path) -> RunLog {
-        let path = netlog::log_path(box_dir);
+        let path = cowl_store::BoxDir::netlog_in(box_dir);
         RunLog {
             start: netlog::end(&path),
             path,
@@ -77,7 +77,7 @@ impl RunLog {
         box_name: &str,
         allow: &[AllowRule],
     ) -> Option<String> {
-        if code == 0 || !net.has_own_namespace() {
+        if code == 0 || !crate::to_sandbox::net(net).has_own_namespace() {
             return None;
         }
         hint(

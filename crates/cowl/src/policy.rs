@@ -276,7 +276,7 @@ pub(crate) fn enforceable(
     best_effort: bool,
 ) -> Result<()> {
     let abi = cowl_sandbox::landlock::abi();
-    let missing = if net.has_own_namespace() {
+    let missing = if crate::to_sandbox::net(net).has_own_namespace() {
         Vec::new()
     } else {
         p.missing(abi)

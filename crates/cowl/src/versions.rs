@@ -36,10 +36,10 @@ impl BoxLayout {
         let spec = Spec {
             box_name: b.name().to_string(),
             command: Vec::new(),
-            mode: b.settings.mode,
-            net: b.settings.net,
+            mode: crate::to_sandbox::mode(b.settings.mode),
+            net: crate::to_sandbox::net(b.settings.net),
             cwd: "/".into(),
-            durability: b.settings.durability,
+            durability: crate::to_sandbox::durability(b.settings.durability),
             hide: Vec::new(),
             allow_syscalls: Vec::new(),
             landlock: cowl_sandbox::landlock::LandlockPolicy {
@@ -52,7 +52,13 @@ impl BoxLayout {
             env_dropped: Vec::new(),
         };
         Ok(BoxLayout {
-            plan: plan::resolve(&spec, b.path(), store.root(), &[], &mounts),
+            plan: plan::resolve(
+                &spec,
+                &crate::to_sandbox::run_paths(b.path()),
+                store.root(),
+                &[],
+                &mounts,
+            ),
             private: plan::PRIVATE_DIRS
                 .iter()
                 .map(|p| plan::rel(Path::new(p)))
