@@ -471,7 +471,7 @@ mod tests {
                     libc::_exit(92);
                 }
                 // Bit 32 set: the kernel reads an int (CVE-2019-10063).
-                let wide = (1u64 << 32) | libc::TIOCSTI as u64;
+                let wide = (1u64 << 32) | libc::TIOCSTI;
                 if libc::syscall(libc::SYS_ioctl, 0i64, wide as i64, 0i64) != -1
                     || errno() != libc::EPERM
                 {
