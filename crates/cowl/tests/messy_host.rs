@@ -303,6 +303,7 @@ export HOME=/home/$USER_NAME COWL_HOME=/home/$USER_NAME/.local/share/cowl
     let out = in_messy_host(&w, &user, &script);
     assert_success(&out, "dry run");
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    snapshot(&plan, &user);
     let class_of = |p: &str| {
         plan["mounts"]
             .as_array()
@@ -360,4 +361,80 @@ export HOME=/home/$USER_NAME COWL_HOME=/home/$USER_NAME/.local/share/cowl
             serde_json::to_string_pretty(layers).unwrap()
         );
     }
+}
+
+/// The plan's view of the messy host, compared with
+/// `tests/golden/messy-plan-{root,user}.txt` (root builds all of the host,
+/// a user what a user namespace allows): each fixture mount with its type
+/// and class, and each overlay or bind placed for the fixture's trees.
+/// `COWL_BLESS=1` writes the file instead, for a change meant to alter it.
+fn snapshot(plan: &serde_json::Value, user: &str) {
+    // SAFETY: getuid always succeeds.
+    let uid = Command::new("id").args(["-u", user]).output().unwrap();
+    let uid = stdout(&uid).trim().to_owned();
+    let ours = |p: &str| {
+        ["/srv", "/media", "/run/user", "/etc/resolv.conf", "/home"]
+            .iter()
+            .any(|r| p == *r || p.starts_with(&format!("{r}/")))
+    };
+    let norm = |p: &str| {
+        p.replace(&format!("/run/user/{uid}"), "/run/user/UID")
+            .replace(user, "USER")
+    };
+    let mut lines = Vec::new();
+    for m in plan["mounts"].as_array().unwrap() {
+        let p = m["path"].as_str().unwrap();
+        if !ours(p) {
+            continue;
+        }
+        // A bind of the test's own directory has that filesystem's type,
+        // which is the machine's, not the fixture's.
+        let t = m["fstype"].as_str().unwrap();
+        let fixture_type =
+            ["tmpfs", "squashfs", "btrfs", "xfs"].contains(&t) || t.starts_with("fuse");
+        let t = if fixture_type { t } else { "host-fs" };
+        let mut l = format!(
+            "mount {} {t} {}",
+            norm(p).escape_debug(),
+            m["class"].as_str().unwrap()
+        );
+        if let Some(why) = m["why"].as_str() {
+            l.push_str(&format!(" ({why})"));
+        }
+        if let Some(of) = m["of"].as_str() {
+            l.push_str(&format!(" (of {})", norm(of)));
+        }
+        lines.push(l);
+    }
+    for l in plan["layers"].as_array().unwrap() {
+        let p = l["path"].as_str().unwrap();
+        if ours(p) {
+            lines.push(format!(
+                "shown {} {}",
+                norm(p).escape_debug(),
+                l["base"]["kind"].as_str().unwrap()
+            ));
+        }
+    }
+    lines.sort();
+    let text = lines.join("\n") + "\n";
+    let name = if is_root() {
+        "messy-plan-root.txt"
+    } else {
+        "messy-plan-user.txt"
+    };
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let golden = std::path::Path::new(&dir).join("tests/golden").join(name);
+    if std::env::var_os("COWL_BLESS").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert_eq!(
+        text,
+        want,
+        "the plan of the messy host drifted from {}",
+        golden.display()
+    );
 }
