@@ -56,10 +56,16 @@ impl LogEntry {
     }
 }
 
+/// The size past which the log takes no more entries: a box that floods
+/// its resolver with names cannot fill the disk with their record. The
+/// entries that did not fit are lost; `cowl netlog` says the log is full.
+pub const MAX_LOG: u64 = 64 << 20;
+
 /// The log as the network process writes it: appended to, one whole line
 /// per write, by any of its threads.
 pub struct NetLog {
-    file: Mutex<Option<std::fs::File>>,
+    file: Mutex<Option<(std::fs::File, u64)>>,
+    limit: u64,
 }
 
 impl NetLog {
@@ -67,26 +73,46 @@ impl NetLog {
     /// opened is no reason to keep the box from the network it may have:
     /// nothing is written then.
     pub fn open(path: &Path) -> NetLog {
+        Self::open_with_limit(path, MAX_LOG)
+    }
+
+    fn open_with_limit(path: &Path, limit: u64) -> NetLog {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(path)
-            .ok();
+            .ok()
+            .map(|f| {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                (f, len)
+            });
         NetLog {
             file: Mutex::new(file),
+            limit,
         }
     }
 
-    /// Appends `entry` as one line.
+    /// Appends `entry` as one line, unless the log is full.
     pub fn write(&self, entry: &LogEntry) {
         let mut line = serde_json::to_vec(entry).unwrap_or_default();
         line.push(b'\n');
         if let Ok(mut g) = self.file.lock() {
-            if let Some(f) = g.as_mut() {
-                let _ = f.write_all(&line);
+            if let Some((f, len)) = g.as_mut() {
+                if *len + line.len() as u64 > self.limit {
+                    return;
+                }
+                if f.write_all(&line).is_ok() {
+                    *len += line.len() as u64;
+                }
             }
         }
     }
+}
+
+/// Whether the log at `path` took no more entries at some point.
+pub fn is_full(path: &Path) -> bool {
+    // The longest line is far below a kilobyte.
+    end(path) + 1024 > MAX_LOG
 }
 
 /// Where the log ends now: what a run reads from when it ends
@@ -122,6 +148,34 @@ pub fn parse(text: &[u8]) -> Vec<LogEntry> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_full_log_takes_no_more_entries() {
+        let dir = std::env::temp_dir().join(format!("cowl-netlog-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("netlog.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let log = NetLog::open_with_limit(&path, 300);
+        for i in 0..100 {
+            log.write(&LogEntry::now(
+                &format!("n{i}.org"),
+                0,
+                "no-network",
+                "dns",
+                None,
+            ));
+        }
+        let len = end(&path);
+        assert!(len <= 300 && len > 0, "{len}");
+        let entries = read_from(&path, 0);
+        assert!(!entries.is_empty() && entries.len() < 100);
+        assert_eq!(entries[0].host, "n0.org");
+        // Reopened, it is still full.
+        let log = NetLog::open_with_limit(&path, 300);
+        log.write(&LogEntry::now("late.org", 0, "no-network", "dns", None));
+        assert_eq!(end(&path), len);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn log_lines_of_older_versions_still_read() {

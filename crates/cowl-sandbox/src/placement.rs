@@ -254,12 +254,15 @@ impl Walk<'_> {
                 } else if !is_empty_dir(&path) {
                     self.out.push(layer(&path, Base::Host));
                 }
-            } else if ft.is_socket() {
+            } else if ft.is_socket() || ft.is_fifo() {
+                // A fifo bound even read-only can be opened for writing
+                // (the read-only flag does not cover it): the box would feed
+                // a host process's input. A placeholder, as for a socket.
                 self.entries.push(SkeletonEntry {
                     name: rel_to(&path, base),
                     kind: SkeletonKind::Socket,
                 });
-            } else if ft.is_file() || ft.is_fifo() {
+            } else if ft.is_file() {
                 self.entries.push(SkeletonEntry {
                     name: rel_to(&path, base),
                     kind: SkeletonKind::File,
@@ -296,7 +299,15 @@ impl Walk<'_> {
                         if is_hidden(&p, self.hidden) {
                             continue;
                         }
-                        if let Some(class) = self.c.get(&p).cloned() {
+                        let class = self.c.get(&p).cloned();
+                        if let Some(MountClass::Unreachable { .. }) = class {
+                            // Never looked at (a dead network mount hangs a
+                            // stat): an empty directory.
+                            self.entries.push(SkeletonEntry {
+                                name: rel_to(&p, base),
+                                kind: e.kind,
+                            });
+                        } else if let Some(class) = class {
                             if let Ok(md) = std::fs::symlink_metadata(&p) {
                                 self.mount(&p, base, &md, &class);
                             }
@@ -357,8 +368,9 @@ fn nothing_writable(dir: &Path, c: &Classes, budget: &mut usize) -> bool {
         return false;
     }
     let Ok(rd) = std::fs::read_dir(dir) else {
-        // Cannot be listed: nothing in it can be reached either.
-        return true;
+        // Cannot be listed by cowl, yet a name in it may still be entered
+        // and written (a 0311 drop directory): not known to be read-only.
+        return false;
     };
     for e in rd.flatten() {
         if *budget == 0 {
@@ -372,6 +384,11 @@ fn nothing_writable(dir: &Path, c: &Classes, budget: &mut usize) -> bool {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_symlink() {
             continue;
+        }
+        if ft.is_socket() || ft.is_fifo() {
+            // Reached through a read-only bind as on the host (a connect, a
+            // read of another process's fifo): placeholders need a skeleton.
+            return false;
         }
         if ft.is_dir() {
             if !nothing_writable(&p, c, budget) {

@@ -136,9 +136,9 @@ pub enum SkeletonKind {
         /// The link's target.
         target: PathBuf,
     },
-    /// A file (or fifo) bound read-only from the host.
+    /// A file bound read-only from the host.
     File,
-    /// A socket: an empty placeholder, never the host's socket. A read-only
+    /// A socket or fifo: an empty placeholder, never the host's object. A read-only
     /// bind of a socket still lets the box connect to its listener (a
     /// bind-mounted docker.sock would hand it root on the host).
     Socket,

@@ -312,6 +312,7 @@ pub fn init_loop(app: i32, events: Option<&OwnedFd>) -> i32 {
             let _ = sys::write_all(fd.as_raw_fd(), &[e.byte()]);
         }
     };
+    let mut told_stop = false;
     loop {
         let Some(sig) = read_signal(&sfd) else {
             continue;
@@ -334,9 +335,21 @@ pub fn init_loop(app: i32, events: Option<&OwnedFd>) -> i32 {
                     continue;
                 }
                 if libc::WIFSTOPPED(status) {
-                    tell(AppEvent::Stopped);
+                    // Job control's stops only (Ctrl-Z, SIGTSTP, a background
+                    // read of the terminal): a SIGSTOP is cowl's own freeze
+                    // of a running box (or someone's `kill -STOP`), which the
+                    // caller's cowl must not follow, or nothing resumes it.
+                    if matches!(
+                        libc::WSTOPSIG(status),
+                        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                    ) {
+                        told_stop = true;
+                        tell(AppEvent::Stopped);
+                    }
                 } else if libc::WIFCONTINUED(status) {
-                    tell(AppEvent::Continued);
+                    if std::mem::take(&mut told_stop) {
+                        tell(AppEvent::Continued);
+                    }
                 } else {
                     crate::trace::mark("init: app exited");
                     return exit_code(status);

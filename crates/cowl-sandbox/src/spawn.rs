@@ -517,6 +517,10 @@ fn start_network(plan: &Plan, sockets: BoxSockets) -> Result<Option<i32>, Sandbo
     if pid == 0 {
         security::die_with_parent();
         security::reset_signals();
+        // A session of its own: the terminal's signals (Ctrl-C, Ctrl-Z) and
+        // cowl's own stop of its job are for the box, not for its network.
+        // SAFETY: plain setsid of this fresh child.
+        unsafe { libc::setsid() };
         // Nothing of the supervisor's but the sockets: not the relay's
         // pipes (the app must see their ends), not the caller's stdin and
         // stdout (their other ends must see this run's end when cowl's).
@@ -613,6 +617,22 @@ fn remove_old_work_dirs(work: &Path, keep: &str, observer: &mut dyn Observer) {
             let _ = security::close_other_fds_on_exec();
             // SAFETY: closing every descriptor above stderr in this process.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            // Nor the caller's stdio: a pipe's reader waits for its end,
+            // which must come when cowl's does, not when this is done.
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                // SAFETY: plain dup2 onto this process's stdio, and a
+                // session of its own, away from the caller's terminal.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(null.as_raw_fd(), 1);
+                    libc::dup2(null.as_raw_fd(), 2);
+                    libc::setsid();
+                }
+            }
             // SAFETY: the supervisor and the box's init start no threads.
             if let Ok(0) = unsafe { crate::process::fork() } {
                 // SAFETY: lowering our own priority.

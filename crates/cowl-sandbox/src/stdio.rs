@@ -27,6 +27,7 @@
 //! the app did not read of a seekable stdin is given back (the file offset
 //! moves back), as a program reading it directly would leave it.
 
+use crate::sys;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{fstat, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -276,13 +277,19 @@ impl Flow {
         if !sure && !ready(src, PollFlags::IN) {
             return Step::Wait(Want::Read);
         }
+        // A caller's socket or terminal may block however the pipe is
+        // flagged: splice into it only when it takes something, and a
+        // little at a time, so that no other flow waits behind it.
+        if self.splice && !self.never_blocks && !ready(dst, PollFlags::OUT) {
+            return Step::Wait(Want::Write);
+        }
         if self.splice {
             match splice(
                 src,
                 None,
                 dst,
                 None,
-                CHUNK,
+                if self.never_blocks { CHUNK } else { BUF },
                 SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
             ) {
                 Ok(0) => return Step::Ended(End::SourceDone),
@@ -316,6 +323,16 @@ impl Flow {
             // EIO: the pty's last slave closed; anything else ends input too.
             Err(_) => Step::Ended(End::SourceDone),
         }
+    }
+
+    /// Bytes waiting in the source (the app's pipe, the pty's master).
+    fn source_holds(&self, master: Option<RawFd>) -> u64 {
+        let Some((src, _)) = self.ends(master) else {
+            return 0;
+        };
+        // SAFETY: the descriptor is open for the call (see `ends`).
+        let src = unsafe { BorrowedFd::borrow_raw(src) };
+        rustix::io::ioctl_fionread(src).unwrap_or(0)
     }
 
     /// Bytes taken from the caller's stdin that the app has not read.
@@ -498,11 +515,23 @@ impl Relay {
     }
 
     /// What to poll for; `tags[i]` is the flow of `fds[i]`.
+    /// A terminal on stdin is read only while cowl is its foreground job:
+    /// a background job that reads its terminal is stopped by the kernel
+    /// (SIGTTIN), though the app may never read its stdin at all.
     pub(crate) fn interests(&self) -> Vec<(usize, RawFd, PollFlags)> {
         let m = self.master.as_ref().map(|m| m.as_raw_fd());
+        let background_tty = sys::isatty(0)
+            // SAFETY: plain queries of this process and its terminal.
+            && unsafe { libc::tcgetpgrp(0) != libc::getpgrp() };
         self.flows
             .iter()
             .enumerate()
+            .filter(|(_, f)| {
+                !(background_tty
+                    && f.caller == 0
+                    && matches!(f.dir, Dir::ToBox | Dir::TermIn)
+                    && f.want == Want::Read)
+            })
             .filter_map(|(i, f)| f.interest(m).map(|(fd, ev)| (i, fd, ev)))
             .collect()
     }
@@ -554,8 +583,11 @@ impl Relay {
             loop {
                 match f.step(m) {
                     Step::Moved => {}
-                    Step::Wait(Want::Read) => break,
-                    Step::Wait(Want::Write) => {
+                    // Nothing to read now, and nothing left in the app's
+                    // pipe: done. (A full destination can look like an empty
+                    // source for a moment: what the pipe holds says which.)
+                    Step::Wait(Want::Read) if f.source_holds(m) == 0 => break,
+                    Step::Wait(_) => {
                         let Some((_, dst)) = f.ends(m) else { break };
                         // SAFETY: dst is the caller's descriptor, open.
                         let dst = unsafe { BorrowedFd::borrow_raw(dst) };

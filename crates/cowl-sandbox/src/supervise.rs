@@ -69,12 +69,13 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) 
                 match sys::read(e.as_raw_fd(), &mut b) {
                     Ok(0) | Err(_) => events_open = false,
                     Ok(n) => {
-                        if b[..n].contains(&AppEvent::Stopped.byte()) {
-                            // The app stopped: so does cowl, its terminal as it
-                            // was, and the caller's shell takes over (job
-                            // control); `fg` or `bg` continue both.
+                        // The last word counts: a stop already undone is none.
+                        if AppEvent::from_byte(b[n - 1]) == Some(AppEvent::Stopped) {
+                            // The app stopped: so does cowl's job, its terminal
+                            // as it was, and the caller's shell takes over
+                            // (job control); `fg` or `bg` continue both.
                             drop(raw.take());
-                            let _ = sys::kill(std::process::id() as i32, libc::SIGSTOP);
+                            stop_own_job();
                             raw = raw_mode(relay);
                         }
                     }
@@ -104,6 +105,40 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) 
     // SAFETY: restoring the disposition saved above.
     unsafe { libc::signal(libc::SIGPIPE, old_pipe) };
     code
+}
+
+/// Stops as the app did; returns once continued. With cowl the foreground
+/// job of the caller's terminal, the whole job stops, as a Ctrl-Z typed
+/// there would stop it (a wrapper script that runs cowl stops with it, and
+/// its shell gets the prompt back). Otherwise the stop came to cowl alone
+/// (`kill -TSTP`), or no shell watches cowl's job, and cowl alone stops:
+/// its process group may hold its caller. SIGTSTP is blocked for the signalfd: let in for the moment it
+/// takes, then blocked again.
+fn stop_own_job() {
+    // SAFETY: plain queries of this process, its parent and its terminal.
+    let (foreground, job_of_a_shell) = unsafe {
+        let parent = libc::getppid();
+        (
+            sys::isatty(0) && libc::tcgetpgrp(0) == libc::getpgrp(),
+            // The kernel drops a SIGTSTP to a group no shell of the session
+            // watches (an orphaned group): SIGSTOP then.
+            libc::getpgid(parent) != libc::getpgrp() && libc::getsid(parent) == libc::getsid(0),
+        )
+    };
+    if !(foreground && job_of_a_shell) {
+        let _ = sys::kill(std::process::id() as i32, libc::SIGSTOP);
+        return;
+    }
+    // SAFETY: plain signal calls on this process's own mask and group.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTSTP);
+        libc::killpg(libc::getpgrp(), libc::SIGTSTP);
+        // A group orphaned from its shell drops SIGTSTP: nothing to stop for.
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 fn reap(child: i32) -> Option<i32> {

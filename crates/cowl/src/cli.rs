@@ -264,8 +264,9 @@ pub struct RunArgs {
     /// instead (otherwise that is an error).
     #[arg(long)]
     pub best_effort: bool,
-    /// Hide PATH from the box for this run (repeatable; `~/` is $HOME), in
-    /// addition to box.toml's `hide` and the default list.
+    /// Hide PATH from the box for this run (repeatable; absolute, or
+    /// starting at `~/` for $HOME), in addition to box.toml's `hide` and
+    /// the default list.
     #[arg(long, value_name = "PATH")]
     pub hide: Vec<String>,
     /// Let the box read PATH of the default hidden list for this run

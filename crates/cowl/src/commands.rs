@@ -2,8 +2,8 @@
 
 use crate::cli::{Cli, Command, ConfigArgs, ListArgs, NetArg, RmArgs, RunArgs, StopArgs};
 use crate::policy::{
-    check_syscall_names, effective_hidden, enforceable, expand, landlock_policy, limits_of,
-    proxy_rules,
+    check_policy_paths, check_syscall_names, effective_hidden, enforceable, expand,
+    landlock_policy, limits_of, proxy_rules,
 };
 use crate::versions;
 use crate::workdir;
@@ -122,6 +122,10 @@ fn run(a: RunArgs) -> Result<i32> {
     } else {
         Vec::new()
     };
+    check_policy_paths("--hide", &a.hide)?;
+    check_policy_paths("--expose", &a.expose)?;
+    check_policy_paths("box.toml hide:", &s.hide)?;
+    check_policy_paths("box.toml expose:", &s.expose)?;
     let mut hide = effective_hidden(s, &a.hide, &a.expose, mode);
     let user_hide: Vec<PathBuf> = s.hide.iter().chain(&a.hide).map(|p| expand(p)).collect();
     let (env, env_dropped) = crate::policy::app_env(std::env::vars_os(), &s.env_pass, &a.env)?;
@@ -286,9 +290,9 @@ fn run(a: RunArgs) -> Result<i32> {
     let code = spawn::run(&plan, &enforcement, &mut obs);
     cowl_sandbox::limits::cleanup(&enforcement);
     let code = code?;
-    if let Some(hint) = run_log.hint(code, net, name.as_str(), &plan.proxy_allow) {
-        eprintln!("{hint}");
-    }
+    // Said once the run's version is taken: a reader of stderr that went
+    // away (SIGPIPE) must not cost the snapshot.
+    let hint = run_log.hint(code, net, name.as_str(), &plan.proxy_allow);
     b.clear_state(&lock);
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
@@ -300,6 +304,9 @@ fn run(a: RunArgs) -> Result<i32> {
         );
     }
     drop(lock);
+    if let Some(h) = hint {
+        eprintln!("{h}");
+    }
     cowl_sandbox::trace::mark("done");
     Ok(code)
 }

@@ -17,6 +17,12 @@ pub fn netlog(a: NetlogArgs) -> Result<i32> {
     let b = store.open_box(&name)?;
     let text = std::fs::read(b.netlog()).unwrap_or_default();
     let entries = netlog::parse(&text);
+    if netlog::is_full(&b.netlog()) {
+        eprintln!(
+            "cowl: warning: the network log of {name} is full ({} MiB): the attempts after the last one listed were not recorded",
+            netlog::MAX_LOG >> 20
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(0);

@@ -8,12 +8,35 @@ use anyhow::{bail, Result};
 use cowl_store::{Mode, NetMode};
 use std::path::{Path, PathBuf};
 
-/// `~/x` as `$HOME/x`.
+/// `~/x` as `$HOME/x`, `~` as `$HOME`.
 pub(crate) fn expand(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (p, p.strip_prefix("~/"), home) {
+        ("~", _, Some(home)) => PathBuf::from(home),
+        (_, Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(p),
     }
+}
+
+/// Paths of `hide` and `expose` (flags and box.toml) are absolute or start
+/// at `~`: a relative one would name a different place for every working
+/// directory, so a hide meant for one would silently hide nothing.
+pub(crate) fn check_policy_paths(what: &str, paths: &[String]) -> Result<()> {
+    for p in paths {
+        let p = p.as_str();
+        if p == "~" || p.starts_with("~/") {
+            if std::env::var_os("HOME").filter(|h| !h.is_empty()).is_none() {
+                return Err(usage(format!(
+                    "{what} {p}: HOME is not set, so `~` names nothing; give the absolute path"
+                )));
+            }
+        } else if !p.starts_with('/') {
+            return Err(usage(format!(
+                "{what} {p}: give an absolute path or one starting at ~/ (a relative path would name a different place from every working directory)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The paths a box may not read: the default list and box.toml's `hide`
@@ -43,6 +66,13 @@ pub(crate) fn effective_hidden(
         env("SSH_AUTH_SOCK").as_deref(),
     );
     v.extend(extra_hidden);
+    // The caller's own home by the password database too, when HOME names
+    // another place (`HOME=/tmp/x cowl run …` must not show ~/.ssh).
+    if let Some(home) = passwd_home(cowl_sandbox::sys::geteuid()) {
+        if env("HOME").as_deref() != Some(home.as_path()) {
+            v.extend(cowl_sandbox::hidden::home_secrets(&home));
+        }
+    }
     if mode == Mode::System {
         for home in machine_homes() {
             v.extend(cowl_sandbox::hidden::home_secrets(&home));
@@ -56,6 +86,17 @@ pub(crate) fn effective_hidden(
     v.retain(|h| !exposed.iter().any(|e| h.starts_with(e)));
     v.extend(s.hide.iter().chain(hide).map(|p| expand(p)));
     v
+}
+
+/// The home directory of `uid` in the password database.
+fn passwd_home(uid: u32) -> Option<PathBuf> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let uid = uid.to_string();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2] == uid && f[5].starts_with('/'))
+        .map(|f| PathBuf::from(f[5]))
 }
 
 /// Every home directory of the machine that exists: the sudo user's (who
@@ -110,8 +151,10 @@ fn dirs_in(dir: &Path) -> Vec<PathBuf> {
 /// `NPM_CONFIG__AUTH` and `OP_SESSION_*`.
 pub(crate) fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    const SUFFIXES: [&str; 10] = [
-        "_TOKEN",
+    const SUFFIXES: [&str; 12] = [
+        "TOKEN",
+        "_PAT",
+        "PASSPHRASE",
         "PASSWORD",
         "PASSWD",
         "_API_KEY",
@@ -122,13 +165,12 @@ pub(crate) fn is_secret_name(name: &str) -> bool {
         "_CREDENTIALS",
         "_CREDENTIAL",
     ];
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 8] = [
         "AWS_ACCESS_KEY_ID",
         "AWS_SESSION_TOKEN",
         "AWS_SECURITY_TOKEN",
         "GH_TOKEN",
         "GITHUB_TOKEN",
-        "TOKEN",
         "MYSQL_PWD",
         "DOCKER_AUTH_CONFIG",
         "NPM_CONFIG__AUTH",
@@ -325,6 +367,10 @@ mod tests {
             "AZURE_CLIENT_SECRET",
             "GOOGLE_APPLICATION_CREDENTIALS",
             "OP_SESSION_my",
+            "SLACKTOKEN",
+            "TOKEN",
+            "GITLAB_PAT",
+            "GPG_PASSPHRASE",
         ] {
             assert!(is_secret_name(n), "{n}");
         }
@@ -337,6 +383,8 @@ mod tests {
             "LANG",
             "EDITOR",
             "KEYMAP",
+            "PATCH_LEVEL",
+            "XDG_PATH",
         ] {
             assert!(!is_secret_name(n), "{n}");
         }

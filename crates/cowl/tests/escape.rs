@@ -135,6 +135,12 @@ fn secrets_are_hidden_unless_exposed() {
     assert!(text.contains("fine"), "{text}");
     let out = run(&["--hide", "~/vault"], "cat ~/vault/token");
     assert!(!out.status.success() && stdout(&out).is_empty());
+    // A relative path would hide nothing from another working directory:
+    // refused, not silently kept.
+    let out = run(&["--hide", "vault"], "cat ~/vault/token");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
     let out = run(&["--expose", "~/.ssh"], "cat ~/.ssh/id_ed25519");
     assert_eq!(stdout(&out), "PRIVATE KEY");
     // Kept in box.toml, shown by cowl config.

@@ -111,7 +111,10 @@ def read_for(t):
             except OSError:
                 break
     return out
-first = read_for(1.5)
+first = b''
+end = time.time() + 20
+while b'tick' not in first and time.time() < end:
+    first += read_for(0.1)
 os.write(fd, b'\x1a')
 stopped = False
 end = time.time() + 10

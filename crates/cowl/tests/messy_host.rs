@@ -65,6 +65,8 @@ w odd "$odd/new"
 own && w run-user "/run/user/$uid/new"
 for fs in btrfs xfs; do built $fs && own && w $fs /media/$fs/work/new; done
 r() { if (echo "box" > "$2") 2>/dev/null; then echo "FAIL wrote read-only $1: $2"; fi; }
+# The host listens on its fifo (fifo_listen): this must not reach it.
+timeout 2 sh -c 'echo FROMBOX > /media/hostfifo' 2>/dev/null || true
 r snap /srv/snap/app1/101/new
 r ro /media/ro/new
 r resolv /etc/resolv.conf
@@ -83,9 +85,22 @@ echo read-back
 
 /// A fingerprint of what the fixture shows, store and unreadable mounts
 /// left out: equal before and after means no byte of the host changed.
-const FINGERPRINT: &str = r#"fp() {
+/// `fifo_listen` reads the host's fifo while the boxes run; `fifo_check`
+/// ends that and says whether anything but its own END came through.
+const FINGERPRINT: &str = r#"fifo_listen() {
+  fifo_got=$(mktemp)
+  cat /media/hostfifo > "$fifo_got" &
+  fifo_cat=$!
+}
+fifo_check() {
+  timeout 2 sh -c 'echo END > /media/hostfifo' || true
+  wait $fifo_cat || true
+  [ "$(cat "$fifo_got")" = END ] || echo "FAIL the box wrote into the host's fifo: $(cat "$fifo_got")"
+  rm -f "$fifo_got"
+}
+fp() {
   find /srv /media /run/user /etc/resolv.conf /home \
-    \( -path '*/.local/share/cowl*' -o -path /media/fuse-other -o -path '/media/homealias/*/.local/share/cowl*' \) -prune \
+    \( -path '*/.local/share/cowl*' -o -path /media/fuse-other -o -path /media/hostfifo -o -path '/media/homealias/*/.local/share/cowl*' \) -prune \
     -o -printf '%p %y %m %u %s %T@\n' 2>/dev/null | sort | md5sum
   find /srv /media /run/user /home \( -path '*/.local/share/cowl*' -o -path /media/fuse-other \) -prune \
     -o -type f -exec md5sum {} + 2>/dev/null | sort | md5sum
@@ -172,9 +187,11 @@ fn rootless_boxes_see_the_messy_host_as_it_is_and_change_none_of_it() {
 export HOME=/home/$USER_NAME COWL_HOME=/home/$USER_NAME/.local/share/cowl
 {as_user} mkdir -p "$COWL_HOME"
 before=$(fp)
+fifo_listen
 {as_user} env HOME=$HOME COWL_HOME=$COWL_HOME MESSY=$MESSY USER_NAME=$USER_NAME "$COWL" run b -- sh -c "$CHECKS"
 {as_user} env HOME=$HOME COWL_HOME=$COWL_HOME "$COWL" run b -- sh -c "$READ_BACK"
 {as_user} env HOME=$HOME COWL_HOME=$COWL_HOME "$COWL" run --net host b -- cat /etc/resolv.conf
+fifo_check
 after=$(fp)
 [ "$before" = "$after" ] && echo host-unchanged || echo "FAIL the host changed"
 "#
@@ -230,12 +247,15 @@ fn a_root_run_rootless_box_and_a_joined_run_see_the_messy_host_too() {
 export HOME=/home/$USER_NAME COWL_HOME=/home/$USER_NAME/.local/share/cowl-own
 mkdir -p "$COWL_HOME"
 before=$(fp)
+fifo_listen
 "$COWL" run b -- sh -c "$CHECKS"
 "$COWL" run b -- sleep 600 &
+box=$!
 while [ ! -e "$COWL_HOME/boxes/b/state" ]; do sleep 0.05; done
 "$COWL" run b -- sh -c "$CHECKS"
 "$COWL" stop b >/dev/null
-wait
+wait $box || true
+fifo_check
 after=$(fp)
 [ "$before" = "$after" ] && echo host-unchanged || echo "FAIL the host changed"
 "#;
@@ -267,10 +287,12 @@ fn a_system_box_starts_on_the_messy_host_and_writes_only_its_layer() {
 export HOME=/home/$USER_NAME COWL_HOME=/home/$USER_NAME/.local/share/cowl-system
 mkdir -p "$COWL_HOME"
 before=$(fp)
+fifo_listen
 SYSTEM=1 "$COWL" run --system s -- sh -c "$CHECKS
 echo installed > /etc/messy-installed; cat /etc/messy-installed"
 "$COWL" run --system s -- sh -c "$READ_BACK"
 test ! -e /etc/messy-installed
+fifo_check
 after=$(fp)
 [ "$before" = "$after" ] && echo host-unchanged || echo "FAIL the host changed"
 "#;
