@@ -14,7 +14,7 @@
 //!   `cowl_store::cut`), so the box sees the host's copy from then on.
 
 use crate::cli::CommitArgs;
-use crate::commands::{box_name, open_store, usage};
+use crate::common::{box_name, open_store, usage};
 use crate::freeze::Still;
 use crate::versions::BoxLayout;
 use anyhow::{bail, Context, Result};

@@ -5,14 +5,17 @@
 
 #![forbid(unsafe_code)]
 
+mod boxes;
 mod cli;
 mod commands;
 mod commit;
+mod common;
 mod freeze;
 mod mirror;
 mod netlog;
 mod policy;
 mod review;
+mod run;
 mod to_sandbox;
 mod versions;
 mod workdir;
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("cowl: {}", render(&e));
-            ExitCode::from(if e.is::<commands::UsageError>() { 2 } else { 1 })
+            ExitCode::from(if e.is::<common::UsageError>() { 2 } else { 1 })
         }
     }
 }

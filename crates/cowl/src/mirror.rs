@@ -2,7 +2,7 @@
 //! OCI image layout in a directory or S3-compatible object storage), and
 //! the push after each snapshot that box.toml can ask for.
 
-use crate::commands::{box_name, human_bytes, open_store, usage};
+use crate::common::{box_name, human_bytes, open_store, usage};
 use anyhow::{Context, Result};
 use clap::Args;
 use cowl_mirror::{PullOptions, PushOptions, Remote};

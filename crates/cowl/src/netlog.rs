@@ -3,7 +3,7 @@
 //! flag that lets it.
 
 use crate::cli::NetlogArgs;
-use crate::commands::{box_name, open_store};
+use crate::common::{box_name, open_store};
 use anyhow::Result;
 use cowl_sandbox::netlog::{self, LogEntry};
 use cowl_sandbox::proxy::AllowRule;

@@ -3,7 +3,7 @@
 //! enforce what the policy asks.
 
 use crate::cli::RunArgs;
-use crate::commands::usage;
+use crate::common::usage;
 use anyhow::{bail, Result};
 use cowl_store::{Mode, NetMode};
 use std::path::{Path, PathBuf};

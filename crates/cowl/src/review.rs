@@ -2,7 +2,7 @@
 //! returns to before). Reads manifests and layers; runs nothing of the box.
 
 use crate::cli::{FailOnArg, ScanArgs, SeverityArg};
-use crate::commands::{box_name, open_store, usage};
+use crate::common::{box_name, open_store, usage};
 use anyhow::{Context as _, Result};
 use cowl_store::history::Version;
 use cowl_store::manifest::scan_layer;

@@ -4,7 +4,7 @@
 use crate::cli::{
     DiffArgs, GcArgs, LogArgs, PinArgs, RollbackArgs, SnapshotArgs, SquashArgs, VerifyArgs,
 };
-use crate::commands::{box_name, human_bytes, open_store, usage};
+use crate::common::{box_name, human_bytes, open_store, usage};
 use anyhow::{bail, Context, Result};
 use cowl_sandbox::mountinfo;
 use cowl_sandbox::plan::{self, Plan, Spec};
@@ -520,7 +520,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
                 s.pid
             );
         }
-        crate::commands::stop_box(&b, std::time::Duration::from_secs(10))?;
+        crate::boxes::stop_box(&b, std::time::Duration::from_secs(10))?;
     }
     let Some(_lock) = b.try_lock()? else {
         bail!("box {name} started again while rolling back: stop it and retry");
