@@ -101,7 +101,7 @@ pub(crate) fn place(
         root.as_raw_fd(),
         &crate::plan::rel(Path::new(PATH)),
         libc::O_PATH as u64,
-        crate::rootfs::RESOLVE_IN_ROOT | crate::rootfs::RESOLVE_NO_MAGICLINKS,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     ) {
         Ok(file) => match sys::move_mount_fd(tree.as_raw_fd(), file.as_raw_fd()) {
             Ok(()) => Ok(()),

@@ -25,16 +25,13 @@ use cowl_store::layer::EntryKind;
 use cowl_store::quote;
 use cowl_store::stack::Stack;
 use cowl_store::{history, BoxDir};
+use libc::{RENAME_EXCHANGE, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
-const RENAME_EXCHANGE: u32 = 1 << 1;
 
 #[derive(Debug, Serialize)]
 struct Planned {
