@@ -1,30 +1,17 @@
 //! Landlock, the second wall, at the best ABI the kernel has: abstract unix
 //! sockets and signals scoped to the box (ABI 6), and in `ports` network
 //! mode TCP connect and bind limited to the allowed ports (ABI 4). Applied
-//! by the app itself just before exec, after no_new_privs.
+//! by the app itself just before exec, after no_new_privs, through the
+//! `landlock` crate; only the ABI query is cowl's own (the crate keeps its
+//! version private), because policy checks need it before the box starts.
 
-use crate::sys::cvt;
+use landlock::{
+    AccessNet, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus, Scope,
+};
 use std::io;
 
 const CREATE_RULESET_VERSION: u32 = 1;
-const RULE_NET_PORT: u32 = 2;
-const ACCESS_NET_BIND_TCP: u64 = 1;
-const ACCESS_NET_CONNECT_TCP: u64 = 2;
-const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
-const SCOPE_SIGNAL: u64 = 2;
-
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
-
-#[repr(C, packed)]
-struct NetPortAttr {
-    allowed_access: u64,
-    port: u64,
-}
 
 /// The Landlock ABI version of the running kernel (0: none).
 pub fn abi() -> u32 {
@@ -89,69 +76,46 @@ impl LandlockPolicy {
 
 /// Restricts the calling process (and what it execs) to the policy, using
 /// what the kernel offers (`abi`); the caller has already refused or
-/// accepted (best effort) anything missing.
+/// accepted (best effort) anything missing. What is asked of the kernel
+/// here must hold: anything less is an error.
 pub fn restrict(p: &LandlockPolicy, abi: u32) -> io::Result<()> {
     let scope = p.scope && abi >= 6;
     let ports = p.ports.as_ref().filter(|_| abi >= 4);
     if !scope && ports.is_none() {
         return Ok(());
     }
-    let attr = RulesetAttr {
-        handled_access_fs: 0,
-        handled_access_net: if ports.is_some() {
-            ACCESS_NET_BIND_TCP | ACCESS_NET_CONNECT_TCP
-        } else {
-            0
-        },
-        scoped: if scope {
-            SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-        } else {
-            0
-        },
-    };
-    // ABI < 6 kernels do not know `scoped`: pass the shorter struct.
-    let size = if scope {
-        std::mem::size_of::<RulesetAttr>()
-    } else {
-        16
-    };
-    // SAFETY: attr lives across the call; size is at most its size.
-    let fd = cvt(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            &attr as *const RulesetAttr,
-            size,
-            0u32,
-        )
-    })? as i32;
-    let result = (|| {
-        if let Some(ports) = ports {
-            let rules = ports
-                .connect
-                .iter()
-                .map(|&p| (p, ACCESS_NET_CONNECT_TCP))
-                .chain(ports.bind.iter().map(|&p| (p, ACCESS_NET_BIND_TCP)));
-            for (port, access) in rules {
-                let rule = NetPortAttr {
-                    allowed_access: access,
-                    port: u64::from(port),
-                };
-                // SAFETY: rule lives across the call.
-                cvt(unsafe {
-                    libc::syscall(
-                        libc::SYS_landlock_add_rule,
-                        fd,
-                        RULE_NET_PORT,
-                        &rule as *const NetPortAttr,
-                        0u32,
-                    )
-                })?;
-            }
-        }
-        // SAFETY: plain syscall on our ruleset.
-        cvt(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) }).map(drop)
-    })();
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(fd) };
-    result
+    let err = |e: landlock::RulesetError| io::Error::other(format!("landlock: {e}"));
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    if ports.is_some() {
+        ruleset = ruleset
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(err)?;
+    }
+    if scope {
+        ruleset = ruleset
+            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .map_err(err)?;
+    }
+    let mut created = ruleset.create().map_err(err)?;
+    if let Some(ports) = ports {
+        let rules = ports
+            .connect
+            .iter()
+            .map(|&p| NetPort::new(p, AccessNet::ConnectTcp))
+            .chain(
+                ports
+                    .bind
+                    .iter()
+                    .map(|&p| NetPort::new(p, AccessNet::BindTcp)),
+            );
+        created = created.add_rules(rules.map(Ok)).map_err(err)?;
+    }
+    let status = created.restrict_self().map_err(err)?;
+    if status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(io::Error::other(format!(
+            "landlock: the ruleset is {:?}, not fully enforced",
+            status.ruleset
+        )));
+    }
+    Ok(())
 }
