@@ -94,6 +94,18 @@ pub unsafe fn fork() -> std::io::Result<i32> {
     sys::cvt(unsafe { libc::fork() })
 }
 
+/// The threads this process has now (0 if /proc cannot say).
+pub fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// How the app is started.
 pub struct AppStart<'a> {
     /// argv.

@@ -198,6 +198,14 @@ pub fn run(
     limits: &crate::limits::Enforcement,
     observer: &mut dyn Observer,
 ) -> Result<i32, SandboxError> {
+    // The supervisor forks and waits for its children's signals on a
+    // signalfd: another thread would take those signals (the run would
+    // never end) and its locks would stay held in every child.
+    if process::threads() > 1 {
+        return Err(SandboxError::Setup(
+            "the sandbox runs only in a single-threaded process (start it before any thread, or in a child of its own)".into(),
+        ));
+    }
     let caller = Caller {
         uid: sys::geteuid(),
         gid: sys::getegid(),
