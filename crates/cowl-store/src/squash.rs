@@ -6,7 +6,7 @@
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::diff::{diff_stacks, layer_paths, DiffRules};
 use crate::fault::point;
-use crate::history::{recover, Layout, Version};
+use crate::history::{recover, roll_forward_squash, Layout, Version};
 use crate::layer::EntryKind;
 use crate::manifest::{scan_layer, Made, Manifest, ManifestBody, Totals};
 use crate::stack::Stack;
@@ -196,7 +196,7 @@ fn squash_range(
     write_atomic(&stage.join("ready"), plan.to_string().as_bytes())?;
     sync_dir(&stage);
     point("squash:ready");
-    roll_forward(b, &stage, first, last)?;
+    roll_forward_squash(b, &stage, first, last)?;
     crate::journal::append(
         &b.path().join("journal.jsonl"),
         "squash",
@@ -206,57 +206,6 @@ fn squash_range(
 
 fn write_json(p: &Path, m: &Manifest) -> Result<(), StoreError> {
     write_atomic(p, &serde_json::to_vec_pretty(m).unwrap_or_default())
-}
-
-/// Puts a ready squash in place; every step can be repeated after a crash.
-fn roll_forward(b: &BoxDir, stage: &Path, first: u64, last: u64) -> Result<(), StoreError> {
-    let vdir = b.path().join("versions");
-    let old = stage.join("old");
-    let _ = fs::create_dir(&old);
-    let new = stage.join("new");
-    for n in first..=last {
-        let (src, dst) = (vdir.join(n.to_string()), old.join(n.to_string()));
-        if new.exists() && src.exists() && !dst.exists() {
-            fs::rename(&src, &dst).map_err(StoreError::io("rename", &src))?;
-            sync_dir(&vdir);
-            point("squash:moved-old");
-        }
-    }
-    if new.exists() {
-        let target = vdir.join(last.to_string());
-        fs::rename(&new, &target).map_err(StoreError::io("rename", &new))?;
-        sync_dir(&vdir);
-        point("squash:new-in-place");
-    }
-    if let Ok(rd) = fs::read_dir(stage.join("manifests")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(n) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let target = vdir.join(n).join("manifest.json");
-            let text = fs::read(e.path()).map_err(StoreError::io("read", e.path()))?;
-            write_atomic(&target, &text)?;
-            if let Ok(m) = serde_json::from_slice::<Manifest>(&text) {
-                write_atomic(&vdir.join(n).join("digest"), m.digest.as_bytes())?;
-            }
-            fs::remove_file(e.path()).map_err(StoreError::io("remove", e.path()))?;
-            point("squash:manifest-rewritten");
-        }
-    }
-    remove_tree(stage).map_err(StoreError::io("remove", stage))
-}
-
-/// Recovery of an interrupted squash: roll forward once it was ready,
-/// otherwise drop it (the old versions were never touched).
-pub(crate) fn recover_squash(b: &BoxDir, stage: &Path) -> Result<(), StoreError> {
-    let ready: Option<serde_json::Value> = fs::read(stage.join("ready"))
-        .ok()
-        .and_then(|t| serde_json::from_slice(&t).ok());
-    match ready.and_then(|r| Some((r["first"].as_u64()?, r["last"].as_u64()?))) {
-        Some((first, last)) => roll_forward(b, stage, first, last),
-        None => remove_tree(stage).map_err(StoreError::io("remove", stage)),
-    }
 }
 
 /// Merges layers (oldest first) into a new layer at `out`.

@@ -1,0 +1,239 @@
+//! The version stack of a box: listing, snapshot (freezing the live layer),
+//! rollback (later versions to quarantine), gc, verify, and recovery.
+//!
+//! Every operation is a sequence of fsynced renames with one commit point;
+//! `recover` (run under the operations lock before any of them) finishes or
+//! undoes whatever a crash interrupted, so `kill -9` at any step leaves a box
+//! that opens, verifies, and has lost no version that was complete.
+//!
+//! This file holds the shared types ([`Version`], [`Layout`]), the box's
+//! history paths and the listing of its versions. Each operation has a file
+//! of its own: `lock` (the operations lock), `pin`, `live` (what the live
+//! layer holds), `snapshot`, `commit` (a commit's version and its note of
+//! intent), `rollback`, `quarantine` (listing it), `gc`, `recovery` (which
+//! also puts a ready squash in place, for `crate::squash` and itself alike)
+//! and `verify`; `fsops` holds the renames and directory making they share.
+
+mod commit;
+mod fsops;
+mod gc;
+mod live;
+mod lock;
+mod pin;
+mod quarantine;
+mod recovery;
+mod rollback;
+mod snapshot;
+#[cfg(test)]
+mod testing;
+mod verify;
+
+pub use commit::{note_commit_intent, record_commit};
+pub use gc::gc;
+pub use live::{live_changes, note_stripped};
+pub use lock::OpsLock;
+pub use pin::{pin, PinChange};
+pub use quarantine::{quarantine, Quarantined};
+pub use recovery::recover;
+pub(crate) use recovery::roll_forward_squash;
+pub use rollback::{rollback, rollback_held};
+pub use snapshot::{snapshot, SnapshotRequest};
+pub use verify::{verify, VerifyFailure};
+
+use crate::manifest::Manifest;
+use crate::{BoxDir, StoreError};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One frozen version.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// Its number (1, 2, 3 …).
+    pub number: u64,
+    /// `versions/<n>`.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Kept by retention and squash.
+    pub pinned: bool,
+}
+
+impl Version {
+    /// The frozen layer.
+    pub fn layer(&self) -> PathBuf {
+        self.dir.join("layer")
+    }
+}
+
+/// How the box's special directories read in diffs and totals.
+pub struct Layout<'a> {
+    /// Mount points and the directories above them (cowl made those).
+    pub structural: &'a dyn Fn(&Path) -> bool,
+    /// Directories that are the box's own (relative to `/`): `tmp`, `var/tmp`.
+    pub private: &'a [PathBuf],
+}
+
+impl BoxDir {
+    fn versions_dir(&self) -> PathBuf {
+        self.path().join("versions")
+    }
+
+    /// Where half-done operations keep their state.
+    pub fn pending_dir(&self) -> PathBuf {
+        self.path().join("pending")
+    }
+
+    /// Where rollbacks put what they cut off.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.path().join("quarantine")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.path().join("journal.jsonl")
+    }
+
+    /// Every version, oldest first. Call under the operations lock.
+    pub fn versions(&self) -> Result<Vec<Version>, StoreError> {
+        list_versions(&self.versions_dir())
+    }
+
+    /// The stack that shows version `n` (0: the bare host), topmost first.
+    pub fn stack_layers(&self, versions: &[Version], n: u64) -> Vec<PathBuf> {
+        versions
+            .iter()
+            .rev()
+            .filter(|v| v.number <= n)
+            .map(Version::layer)
+            .collect()
+    }
+}
+
+/// Version numbers for a human, runs of consecutive ones as ranges:
+/// "versions 1-3, 5 and 9", "version 4", "no versions".
+pub fn describe_numbers(numbers: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == n => *last = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(a, z)| {
+            if a == z {
+                a.to_string()
+            } else {
+                format!("{a}-{z}")
+            }
+        })
+        .collect();
+    match (numbers.len(), text.as_slice()) {
+        (0, _) => "no versions".into(),
+        (1, [one]) => format!("version {one}"),
+        (_, [one]) => format!("versions {one}"),
+        (_, [init @ .., last]) => format!("versions {} and {last}", init.join(", ")),
+        (_, []) => "no versions".into(),
+    }
+}
+
+/// The versions' numbers and directories, oldest first, without reading
+/// any manifest.
+pub fn version_numbers(b: &BoxDir) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let dir = b.versions_dir();
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("read", &dir)(e)),
+    };
+    let mut out: Vec<(u64, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+        .collect();
+    out.sort_by_key(|v| v.0);
+    Ok(out)
+}
+
+/// The versions in `dir` (a box's `versions/`, or a quarantine entry's),
+/// oldest first, each with its manifest.
+pub(crate) fn list_versions(dir: &Path) -> Result<Vec<Version>, StoreError> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io("read", dir)(e)),
+    };
+    for e in rd.flatten() {
+        let Some(number) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        let d = e.path();
+        let manifest = Manifest::load(&d.join("manifest.json"))?;
+        out.push(Version {
+            number,
+            pinned: d.join("pinned").exists(),
+            dir: d,
+            manifest,
+        });
+    }
+    out.sort_by_key(|v| v.number);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::testing::{numbers, versions_of, Scratch};
+    use super::{describe_numbers, version_numbers};
+
+    #[test]
+    fn version_numbers_read_as_ranges() {
+        assert_eq!(describe_numbers(&[]), "no versions");
+        assert_eq!(describe_numbers(&[4]), "version 4");
+        assert_eq!(describe_numbers(&[1, 2, 3]), "versions 1-3");
+        assert_eq!(describe_numbers(&[1, 2, 3, 5, 9]), "versions 1-3, 5 and 9");
+        assert_eq!(describe_numbers(&[3, 7]), "versions 3 and 7");
+    }
+
+    /// Eleven versions list in number order (10 and 11 after 9, not after
+    /// 1), with and without their manifests; a name that is not a number
+    /// is no version.
+    #[test]
+    fn versions_are_listed_oldest_first_by_number() {
+        let s = Scratch::new("list");
+        let b = &s.b;
+        assert!(b.versions().unwrap().is_empty());
+        assert!(version_numbers(b).unwrap().is_empty());
+        let texts: Vec<String> = (1..=11).map(|i| format!("text {i}")).collect();
+        versions_of(b, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+        std::fs::create_dir(b.path().join("versions/notes")).unwrap();
+        let want: Vec<u64> = (1..=11).collect();
+        assert_eq!(numbers(b), want);
+        let bare = version_numbers(b).unwrap();
+        assert_eq!(bare.iter().map(|v| v.0).collect::<Vec<_>>(), want);
+        for (n, dir) in &bare {
+            assert_eq!(*dir, b.path().join("versions").join(n.to_string()));
+        }
+        let versions = b.versions().unwrap();
+        for v in &versions {
+            assert_eq!(v.manifest.body.version, v.number);
+            assert_eq!(v.manifest.body.message, format!("text {}", v.number));
+            assert_eq!(v.layer(), v.dir.join("layer"));
+            assert!(!v.pinned);
+        }
+        // The stack that shows version 3: its layer on top, then 2, then 1.
+        let v = |n: u64| b.path().join(format!("versions/{n}/layer"));
+        assert_eq!(b.stack_layers(&versions, 3), [v(3), v(2), v(1)]);
+        assert!(b.stack_layers(&versions, 0).is_empty());
+        assert_eq!(b.stack_layers(&versions, 11).len(), 11);
+    }
+
+    /// A box whose `versions/` is gone has no versions, not an error.
+    #[test]
+    fn a_box_without_a_versions_directory_has_none() {
+        let s = Scratch::new("noversions");
+        std::fs::remove_dir(s.b.path().join("versions")).unwrap();
+        assert!(s.b.versions().unwrap().is_empty());
+        assert!(version_numbers(&s.b).unwrap().is_empty());
+    }
+}
