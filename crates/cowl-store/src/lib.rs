@@ -20,6 +20,7 @@ pub mod journal;
 pub mod layer;
 pub mod layerimport;
 pub mod layertar;
+pub mod lease;
 pub mod manifest;
 pub mod name;
 pub mod privilege;

@@ -134,18 +134,18 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
         None => store.open_or_create(&name, mode)?,
     };
     check_mode(&b, mode)?;
-    let lock = match wait_for_box(&b)? {
-        Holder::Free(lock) => lock,
+    let lease = match wait_for_box(&b)? {
+        Holder::Free(lock) => b.begin_run(lock)?,
         Holder::Running(state) => return join(&b, &spec, state, store.root(), &user_hide),
     };
     spawn::preflight(store.root())?;
     let mounts = mountinfo::read_own().context("cannot read /proc/self/mountinfo")?;
-    let run_layers = cowl_store::cache::run_layers(&b)?;
+    let run_layers = lease.layers();
     let plan = plan::resolve(
         &spec,
         &crate::to_sandbox::run_paths(b.path()),
         store.root(),
-        &run_layers,
+        run_layers,
         &mounts,
     );
     // Before the run, and before anything it prints: where the command
@@ -154,7 +154,7 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
         &plan,
         &spec.hide,
         Some(b.upper()),
-        &run_layers,
+        run_layers,
         store.root(),
         &user_hide,
     );
@@ -215,7 +215,7 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
     }
     let mut obs = StateWriter {
         b: &b,
-        lock: &lock,
+        lock: lease.lock(),
         command: &spec.command,
         mode,
         net,
@@ -239,17 +239,17 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
     // Said once the run's version is taken: a reader of stderr that went
     // away (SIGPIPE) must not cost the snapshot.
     let hint = run_log.hint(code, net, name.as_str(), &plan.proxy_allow);
-    b.clear_state(&lock);
+    b.clear_state(lease.lock());
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
     // it changed while this process still holds the run lock.
-    if let Err(e) = versions::after_run(&b, &layout, &spec.command, code, started) {
+    if let Err(e) = versions::after_run(&lease, &b, &layout, &spec.command, code, started) {
         eprintln!(
             "cowl: warning: the box ran, but its automatic snapshot failed: {}",
             crate::render(&e)
         );
     }
-    drop(lock);
+    drop(lease);
     if let Some(h) = hint {
         eprintln!("{h}");
     }

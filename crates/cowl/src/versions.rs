@@ -14,14 +14,10 @@ use cowl_store::manifest::Made;
 use cowl_store::quote;
 use cowl_store::squash::{self, Eligible};
 use cowl_store::stack::Stack;
-use cowl_store::{BoxDir, SnapshotPolicy, Store, StoreError};
+use cowl_store::{BoxDir, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// Versions kept at most before the oldest unpinned ones are squashed:
-/// overlayfs stacks at most 500 layers, the host and the live layer included.
-const MAX_VERSIONS: usize = 400;
 
 /// The box's mount points (from a plan of it) and private directories: what
 /// diffs must read as cowl's, not the app's.
@@ -86,10 +82,6 @@ impl BoxLayout {
     }
 }
 
-fn request_path(b: &BoxDir) -> PathBuf {
-    b.path().join("snapshot-request.json")
-}
-
 pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
@@ -98,8 +90,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let Some(lock) = b.try_lock()? else {
         // A running box's layer changes under our feet: the snapshot is taken
         // the moment its last process exits, never torn.
-        let req = serde_json::json!({"message": message, "pin": a.pin});
-        cowl_store::boxdir::write_atomic(&request_path(&b), req.to_string().as_bytes())?;
+        b.request_snapshot(&message, a.pin)?;
         eprintln!("cowl: box {name} is running: the snapshot will be taken when it stops");
         return Ok(0);
     };
@@ -176,101 +167,32 @@ pub fn pin(a: PinArgs, pinned: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// After a run: a pending `cowl snapshot`, else the automatic one, then
-/// retention. The caller still holds the box's run lock.
-/// `started`: when the run began (nanoseconds since the epoch).
+/// Ends a run through its lease: says which privilege bits the box set
+/// were removed, and pushes the new version when box.toml asks.
 pub fn after_run(
+    lease: &cowl_store::lease::RunLease,
     b: &BoxDir,
     layout: &BoxLayout,
     command: &[String],
     code: i32,
     started: i128,
 ) -> Result<()> {
-    let stripped = {
-        let _ops = b.ops_lock(true)?;
-        cowl_store::privilege::strip(&b.upper(), &b.path().join("pending"))?
-    };
-    if !stripped.is_empty() {
-        let upper = b.upper();
-        let paths: Vec<PathBuf> = stripped
+    let end = layout.with(|l| lease.end(command, code, started, l))?;
+    if !end.stripped.is_empty() {
+        let shown: Vec<String> = end
+            .stripped
             .iter()
-            .map(|p| Path::new("/").join(p.strip_prefix(&upper).unwrap_or(p)))
+            .map(|p| quote::path(p).to_string())
             .collect();
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        let shown: Vec<String> = paths.iter().map(|p| quote::path(p).to_string()).collect();
         eprintln!(
             "cowl: the box set setuid, setgid or file capabilities on {} file(s); cowl removed them: {}",
-            names.len(),
+            shown.len(),
             shown.join(", ")
         );
-        history::note_stripped(b, &names)?;
     }
-    // What the host held where the box wrote, for `cowl commit` to tell
-    // whether the host changed there since.
-    layout.with(|l| cowl_store::baseline::record_layer(b, &b.upper(), started, l))?;
-    let req: Option<serde_json::Value> = std::fs::read(request_path(b))
-        .ok()
-        .and_then(|t| serde_json::from_slice(&t).ok());
-    let (message, made, pin) = match &req {
-        Some(r) => (
-            r["message"].as_str().unwrap_or("snapshot").to_owned(),
-            Made::Snapshot,
-            r["pin"].as_bool().unwrap_or(false),
-        ),
-        None if b.settings.snapshot == SnapshotPolicy::OnExit => (
-            format!("{} (exit {code})", command.join(" ")),
-            Made::Run,
-            false,
-        ),
-        None => return Ok(()),
-    };
-    layout.with(|l| -> Result<()> {
-        let request = SnapshotRequest {
-            message: &message,
-            made,
-            pin,
-            allow_empty: false,
-        };
-        let made = history::snapshot(b, &request, l)?;
-        let _ = std::fs::remove_file(request_path(b));
-        if made.is_none() {
-            // `cowl snapshot --pin` of a box that then changed nothing: the
-            // newest version is what it pins, as for a stopped box.
-            if pin {
-                match history::pin(b, None, true) {
-                    Ok(_) | Err(StoreError::NoVersions { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            return refresh_cache(b);
-        }
-        // Retention reads the versions only when there are more than it
-        // keeps: reading every manifest at each run would cost more than the
-        // run itself.
-        let count = b.version_layers()?.len();
-        let keep = b.settings.keep as usize;
-        if count > keep {
-            let versions = {
-                let _ops = b.ops_lock(false)?;
-                b.versions()?
-            };
-            if !squash::plan(&versions, keep, Eligible::Automatic).is_empty() {
-                squash::squash(b, keep, Eligible::Automatic, l)?;
-            }
-        }
-        if count > MAX_VERSIONS {
-            squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, l)?;
-        }
-        refresh_cache(b)?;
+    if end.version_taken {
         crate::mirror::after_snapshot(b);
-        Ok(())
-    })
-}
-
-/// Brings the run cache up to date (the box is stopped and locked).
-fn refresh_cache(b: &BoxDir) -> Result<()> {
-    let _ops = b.ops_lock(true)?;
-    cowl_store::cache::refresh(b)?;
+    }
     Ok(())
 }
 
@@ -548,7 +470,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
         }
     };
     let q = history::rollback(&b, target)?;
-    refresh_cache(&b)?;
+    cowl_store::lease::refresh_cache(&b)?;
     println!(
         "box {name} is at version {}; later versions and the live layer are in quarantine {} (`cowl log --quarantine {name}`)",
         target,
@@ -566,7 +488,7 @@ pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
     };
     let layout = BoxLayout::of(&store, &b)?;
     let done = layout.with(|l| squash::squash(&b, a.keep, Eligible::Unpinned, l))?;
-    refresh_cache(&b)?;
+    cowl_store::lease::refresh_cache(&b)?;
     if done.is_empty() {
         println!("nothing to squash");
     }
