@@ -82,7 +82,9 @@ pub enum MountClass {
     },
     /// A file bound onto a file: the file, read-only.
     File,
-    /// A socket bound onto a file: closed, never the host's listener.
+    /// A socket or a FIFO bound onto a file: closed, never the host's
+    /// listener or pipe (a read-only bind of either still connects or
+    /// opens for writing).
     Socket,
     /// A second path to a hidden directory or the store: hidden there too.
     Hidden {
@@ -168,7 +170,7 @@ fn class_of(m: &MountEntry, caller_uid: u32) -> MountClass {
     // mount's root does not reach into a FUSE or network filesystem's
     // server beyond what the checks above allowed.)
     match std::fs::symlink_metadata(&m.mount_point) {
-        Ok(md) if md.file_type().is_socket() => MountClass::Socket,
+        Ok(md) if md.file_type().is_socket() || md.file_type().is_fifo() => MountClass::Socket,
         Ok(md) if !md.is_dir() => MountClass::File,
         Ok(_) if m.read_only() || READ_ONLY_FS.contains(&t) => MountClass::ReadOnly,
         Ok(_) => MountClass::Writable,

@@ -56,16 +56,25 @@ impl LogEntry {
     }
 }
 
-/// The size past which the log takes no more entries: a box that floods
-/// its resolver with names cannot fill the disk with their record. The
-/// entries that did not fit are lost; `cowl netlog` says the log is full.
+/// What one run may add to the log: a box that floods its resolver with
+/// names cannot fill the disk with their record. Past it, one line says
+/// that what follows was not recorded (verdict `unrecorded`); the next run
+/// records again, after [`rotate`] moved a log over this size aside.
 pub const MAX_LOG: u64 = 64 << 20;
 
 /// The log as the network process writes it: appended to, one whole line
 /// per write, by any of its threads.
 pub struct NetLog {
-    file: Mutex<Option<(std::fs::File, u64)>>,
+    file: Mutex<Option<Appender>>,
     limit: u64,
+}
+
+struct Appender {
+    file: std::fs::File,
+    /// What this run wrote.
+    written: u64,
+    /// Whether the run reached its limit (and said so).
+    full: bool,
 }
 
 impl NetLog {
@@ -82,9 +91,10 @@ impl NetLog {
             .create(true)
             .open(path)
             .ok()
-            .map(|f| {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                (f, len)
+            .map(|file| Appender {
+                file,
+                written: 0,
+                full: false,
             });
         NetLog {
             file: Mutex::new(file),
@@ -92,27 +102,54 @@ impl NetLog {
         }
     }
 
-    /// Appends `entry` as one line, unless the log is full.
+    /// Appends `entry` as one line, unless this run's share is used up.
     pub fn write(&self, entry: &LogEntry) {
         let mut line = serde_json::to_vec(entry).unwrap_or_default();
         line.push(b'\n');
-        if let Ok(mut g) = self.file.lock() {
-            if let Some((f, len)) = g.as_mut() {
-                if *len + line.len() as u64 > self.limit {
-                    return;
-                }
-                if f.write_all(&line).is_ok() {
-                    *len += line.len() as u64;
-                }
-            }
+        let Ok(mut g) = self.file.lock() else {
+            return;
+        };
+        let Some(a) = g.as_mut() else {
+            return;
+        };
+        if a.full {
+            return;
+        }
+        if a.written + line.len() as u64 > self.limit {
+            a.full = true;
+            let note = LogEntry::now(
+                "",
+                0,
+                "unrecorded",
+                "log",
+                Some(&format!(
+                    "this run's log reached {} MiB: the attempts after this line were not recorded",
+                    self.limit >> 20
+                )),
+            );
+            line = serde_json::to_vec(&note).unwrap_or_default();
+            line.push(b'\n');
+        }
+        if a.file.write_all(&line).is_ok() {
+            a.written += line.len() as u64;
         }
     }
 }
 
-/// Whether the log at `path` took no more entries at some point.
-pub fn is_full(path: &Path) -> bool {
-    // The longest line is far below a kilobyte.
-    end(path) + 1024 > MAX_LOG
+/// The older log beside `path`, which [`rotate`] keeps.
+pub fn older(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".1");
+    p.into()
+}
+
+/// Before a run that starts the box's network: a log over [`MAX_LOG`]
+/// becomes the older log (replacing the one before), so that the box's
+/// record stays within four times that.
+pub fn rotate(path: &Path) {
+    if end(path) > MAX_LOG {
+        let _ = std::fs::rename(path, older(path));
+    }
 }
 
 /// Where the log ends now: what a run reads from when it ends
@@ -150,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_log_takes_no_more_entries() {
+    fn a_run_past_its_share_says_so_once_and_the_next_run_records_again() {
         let dir = std::env::temp_dir().join(format!("cowl-netlog-full-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("netlog.jsonl");
@@ -165,15 +202,34 @@ mod tests {
                 None,
             ));
         }
-        let len = end(&path);
-        assert!(len <= 300 && len > 0, "{len}");
         let entries = read_from(&path, 0);
-        assert!(!entries.is_empty() && entries.len() < 100);
+        assert!(
+            entries.len() > 1 && entries.len() < 100,
+            "{}",
+            entries.len()
+        );
         assert_eq!(entries[0].host, "n0.org");
-        // Reopened, it is still full.
+        let last = entries.last().unwrap();
+        assert_eq!(last.verdict, "unrecorded");
+        assert_eq!(
+            entries.iter().filter(|e| e.verdict == "unrecorded").count(),
+            1
+        );
+        // The next run of the box records from its own start.
+        let len = end(&path);
         let log = NetLog::open_with_limit(&path, 300);
         log.write(&LogEntry::now("late.org", 0, "no-network", "dns", None));
-        assert_eq!(end(&path), len);
+        assert_eq!(read_from(&path, len)[0].host, "late.org");
+        // A log over the size is moved aside before the next run.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_len(MAX_LOG + 1)
+            .unwrap();
+        rotate(&path);
+        assert_eq!(end(&path), 0);
+        assert_eq!(end(&older(&path)), MAX_LOG + 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -94,8 +94,8 @@ pub unsafe fn fork() -> std::io::Result<i32> {
     sys::cvt(unsafe { libc::fork() })
 }
 
-/// The threads this process has now (0 if /proc cannot say).
-pub fn threads() -> usize {
+/// The threads this process has now (`None` if /proc cannot say).
+pub fn threads() -> Option<usize> {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -103,7 +103,6 @@ pub fn threads() -> usize {
                 .find_map(|l| l.strip_prefix("Threads:"))
                 .and_then(|n| n.trim().parse().ok())
         })
-        .unwrap_or(0)
 }
 
 /// How the app is started.
@@ -275,8 +274,10 @@ fn own_process_group(slave: Option<&OwnedFd>) -> std::io::Result<()> {
 /// one byte each on the pipe `init_loop` is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEvent {
-    /// The app stopped (Ctrl-Z on the box's terminal, SIGTSTP, SIGSTOP):
-    /// the supervisor stops too, so the caller's shell gets its prompt back.
+    /// The app stopped as a job does (Ctrl-Z on the box's terminal,
+    /// SIGTSTP, SIGTTIN, SIGTTOU; a SIGSTOP from inside the box is not
+    /// told): the supervisor stops too, so the caller's shell gets its
+    /// prompt back.
     Stopped,
     /// The app runs again.
     Continued,

@@ -201,10 +201,18 @@ pub fn run(
     // The supervisor forks and waits for its children's signals on a
     // signalfd: another thread would take those signals (the run would
     // never end) and its locks would stay held in every child.
-    if process::threads() > 1 {
-        return Err(SandboxError::Setup(
-            "the sandbox runs only in a single-threaded process (start it before any thread, or in a child of its own)".into(),
-        ));
+    match process::threads() {
+        Some(1) => {}
+        Some(_) => {
+            return Err(SandboxError::Setup(
+                "the sandbox runs only in a single-threaded process (start it before any thread, or in a child of its own)".into(),
+            ))
+        }
+        None => {
+            return Err(SandboxError::Setup(
+                "cannot tell whether this process is single-threaded: /proc/self/status does not say (is /proc mounted?)".into(),
+            ))
+        }
     }
     let caller = Caller {
         uid: sys::geteuid(),

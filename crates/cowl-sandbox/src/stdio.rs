@@ -43,6 +43,10 @@ const PIPE_SIZE: usize = 1 << 20;
 const CHUNK: usize = 1 << 20;
 /// The buffer of the `read`/`write` path.
 const BUF: usize = 128 << 10;
+/// Bytes given at once to a destination that may block however it is
+/// flagged (a caller's socket or terminal): poll's "writable" promises room
+/// for about this much (a pipe page; a socket's free third), no more.
+const SMALL: usize = 4 << 10;
 /// Steps one flow may take before the others (and signals) get a turn.
 const STEPS_PER_TURN: usize = 64;
 
@@ -263,7 +267,12 @@ impl Flow {
             if !ready(dst, PollFlags::OUT) {
                 return Step::Wait(Want::Write);
             }
-            return match rustix::io::write(dst, &self.buf[self.start..self.end]) {
+            let end = if self.never_blocks {
+                self.end
+            } else {
+                self.end.min(self.start + SMALL)
+            };
+            return match rustix::io::write(dst, &self.buf[self.start..end]) {
                 Ok(n) => {
                     self.start += n;
                     Step::Moved
@@ -289,7 +298,7 @@ impl Flow {
                 None,
                 dst,
                 None,
-                if self.never_blocks { CHUNK } else { BUF },
+                if self.never_blocks { CHUNK } else { SMALL },
                 SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
             ) {
                 Ok(0) => return Step::Ended(End::SourceDone),
@@ -500,6 +509,19 @@ pub fn prepare(pty: bool, pty_stderr: bool) -> io::Result<(AppStdio, Relay)> {
     ))
 }
 
+/// Whether stdin is a terminal whose foreground job is another: cowl was
+/// put in the background. A terminal that is not cowl's controlling one
+/// (`setsid cowl run … < /dev/pts/N`) has no foreground job for cowl and
+/// is read as any other stdin.
+pub(crate) fn background_tty() -> bool {
+    // SAFETY: plain queries of this process and its terminal.
+    sys::isatty(0)
+        && unsafe {
+            let fg = libc::tcgetpgrp(0);
+            fg > 0 && fg != libc::getpgrp()
+        }
+}
+
 impl Relay {
     /// The box's pty master, once its init passed it out: relayed to and
     /// from the caller's terminal (fds 0 and 1).
@@ -520,9 +542,7 @@ impl Relay {
     /// (SIGTTIN), though the app may never read its stdin at all.
     pub(crate) fn interests(&self) -> Vec<(usize, RawFd, PollFlags)> {
         let m = self.master.as_ref().map(|m| m.as_raw_fd());
-        let background_tty = sys::isatty(0)
-            // SAFETY: plain queries of this process and its terminal.
-            && unsafe { libc::tcgetpgrp(0) != libc::getpgrp() };
+        let background_tty = background_tty();
         self.flows
             .iter()
             .enumerate()

@@ -27,6 +27,13 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) 
     let old_pipe = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let sfd = process::signalfd().ok();
     let code = loop {
+        // A job moved to the foreground (`fg` after `&`) gets no SIGCONT
+        // when it was running: looked at again each turn, and each quarter
+        // second while in the background.
+        let background = crate::stdio::background_tty();
+        if raw.is_none() && !background {
+            raw = raw_mode(relay);
+        }
         let interests = relay.interests();
         let mut fds = Vec::with_capacity(interests.len() + 1);
         if let Some(s) = &sfd {
@@ -50,7 +57,11 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) 
                 revents: 0,
             });
         }
-        let timeout = if sfd.is_some() { -1 } else { 100 };
+        let timeout = match (background, sfd.is_some()) {
+            (true, _) => 250,
+            (false, true) => -1,
+            (false, false) => 100,
+        };
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -107,25 +118,52 @@ pub(crate) fn supervise(child: i32, relay: &mut Relay, events: Option<OwnedFd>) 
     code
 }
 
+/// Whether cowl's process group is a job some process of the session
+/// watches (not orphaned): going up from cowl through the members of its
+/// group, the first ancestor outside the group is of the same session (the
+/// shell that started the job, with a wrapper script between them or not).
+/// The kernel drops a SIGTSTP to an orphaned group.
+fn job_of_a_shell() -> bool {
+    // SAFETY: plain queries of processes' groups and sessions.
+    let (group, session) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+    let mut pid = std::process::id() as i32;
+    for _ in 0..64 {
+        let Some(parent) = parent_of(pid) else {
+            return false;
+        };
+        // SAFETY: as above; an error (-1) is no group or session of ours.
+        let (pg, sid) = unsafe { (libc::getpgid(parent), libc::getsid(parent)) };
+        if pg < 0 || parent <= 1 {
+            return false;
+        }
+        if pg != group {
+            return sid == session;
+        }
+        pid = parent;
+    }
+    false
+}
+
+/// The parent of process `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, which may hold anything but ends at the
+    // last ')': state, then the parent.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Stops as the app did; returns once continued. With cowl the foreground
 /// job of the caller's terminal, the whole job stops, as a Ctrl-Z typed
 /// there would stop it (a wrapper script that runs cowl stops with it, and
 /// its shell gets the prompt back). Otherwise the stop came to cowl alone
 /// (`kill -TSTP`), or no shell watches cowl's job, and cowl alone stops:
-/// its process group may hold its caller. SIGTSTP is blocked for the signalfd: let in for the moment it
-/// takes, then blocked again.
+/// its process group may hold its caller. SIGTSTP is blocked for the
+/// signalfd: let in for the moment it takes, then blocked again.
 fn stop_own_job() {
-    // SAFETY: plain queries of this process, its parent and its terminal.
-    let (foreground, job_of_a_shell) = unsafe {
-        let parent = libc::getppid();
-        (
-            sys::isatty(0) && libc::tcgetpgrp(0) == libc::getpgrp(),
-            // The kernel drops a SIGTSTP to a group no shell of the session
-            // watches (an orphaned group): SIGSTOP then.
-            libc::getpgid(parent) != libc::getpgrp() && libc::getsid(parent) == libc::getsid(0),
-        )
-    };
-    if !(foreground && job_of_a_shell) {
+    // SAFETY: plain queries of this process and its terminal.
+    let foreground = sys::isatty(0) && unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+    if !(foreground && job_of_a_shell()) {
         let _ = sys::kill(std::process::id() as i32, libc::SIGSTOP);
         return;
     }

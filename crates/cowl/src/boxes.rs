@@ -50,6 +50,8 @@ pub(crate) fn config(a: ConfigArgs) -> Result<i32> {
             .try_into()
             .map_err(|e: toml::de::Error| usage(format!("invalid setting: {}", e.message())))?;
         check_syscall_names(&settings.allow_syscalls)?;
+        crate::policy::check_policy_paths("hide", &settings.hide)?;
+        crate::policy::check_policy_paths("expose", &settings.expose)?;
         b.save_settings(settings)?;
     }
     if !shown.is_empty() {

@@ -15,14 +15,12 @@ pub fn netlog(a: NetlogArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
     let b = store.open_box(&name)?;
-    let text = std::fs::read(b.netlog()).unwrap_or_default();
+    // The older log first (a run that starts the box's network moves a
+    // log over its size aside), then the current one.
+    let mut text = std::fs::read(netlog::older(&b.netlog())).unwrap_or_default();
+    text.push(b'\n');
+    text.extend(std::fs::read(b.netlog()).unwrap_or_default());
     let entries = netlog::parse(&text);
-    if netlog::is_full(&b.netlog()) {
-        eprintln!(
-            "cowl: warning: the network log of {name} is full ({} MiB): the attempts after the last one listed were not recorded",
-            netlog::MAX_LOG >> 20
-        );
-    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(0);

@@ -232,6 +232,7 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
         rlimits: enforcement.rlimits.clone(),
     };
     let started = cowl_store::baseline::now_ns();
+    cowl_sandbox::netlog::rotate(&b.netlog());
     let run_log = crate::netlog::RunLog::mark(b.path());
     let code = spawn::run(&plan, &enforcement, &mut obs);
     cowl_sandbox::limits::cleanup(&enforcement);

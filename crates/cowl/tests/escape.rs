@@ -160,6 +160,15 @@ fn secrets_are_hidden_unless_exposed() {
             .unwrap(),
     );
     assert!(cfg.contains("vault") && cfg.contains(".ssh"), "{cfg}");
+    // A relative path is refused when it is set, not at every run after.
+    let out = w
+        .cowl()
+        .env("HOME", &home)
+        .args(["config", "b", "hide=[\"vault\"]"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
     let out = run(&[], "cat ~/vault/token");
     assert!(!out.status.success());
     assert!(home.join(".ssh/id_ed25519").exists());

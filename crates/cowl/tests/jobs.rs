@@ -153,3 +153,77 @@ print(b'tick' in first, stopped, quiet.count(b'tick'), again.count(b'tick') > 3,
         stderr(&out)
     );
 }
+
+#[test]
+fn ctrl_z_stops_a_wrapper_script_that_runs_cowl_with_it() {
+    // A shell's job is a script that runs cowl: the script and cowl share
+    // the job's process group, whose parent is the shell. Ctrl-Z in the box
+    // stops the whole job, so the shell sees it stopped (and gets its
+    // prompt back); `fg` continues the job and the box with it.
+    let w = World::new("ctrl-z-wrap");
+    let py = r#"
+import os, pty, sys, time, signal, select
+cowl = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    # The session leader plays the interactive shell.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    job = os.fork()
+    if job == 0:
+        os.setpgid(0, 0)
+        os.execv("/bin/sh", ["sh", "-c", '"$0" run b -- sh -c "while true; do echo tick; sleep 0.05; done"; echo wrapper-done', cowl])
+    os.setpgid(job, job)
+    os.tcsetpgrp(0, job)
+    _, st = os.waitpid(job, os.WUNTRACED)
+    os.tcsetpgrp(0, os.getpgrp())
+    print("JOB-STOPPED" if os.WIFSTOPPED(st) else "JOB-ENDED", flush=True)
+    time.sleep(0.5)
+    os.tcsetpgrp(0, job)
+    os.killpg(job, signal.SIGCONT)
+    _, st = os.waitpid(job, 0)
+    os._exit(0)
+def read_for(t):
+    out = b''
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    return out
+def read_until(word, t):
+    out = b''
+    end = time.time() + t
+    while word not in out and time.time() < end:
+        out += read_for(0.1)
+    return out
+first = read_until(b'tick', 20)
+os.write(fd, b'\x1a')
+stop = read_until(b'JOB-', 10)
+again = read_until(b'tick', 10) if b'JOB-STOPPED' in stop else b''
+os.write(fd, b'\x03')
+rest = read_until(b'wrapper-done', 10)
+end = time.time() + 10
+while time.time() < end:
+    p, _ = os.waitpid(pid, os.WNOHANG)
+    if p == pid:
+        break
+    read_for(0.05)
+print(b'tick' in first, b'JOB-STOPPED' in stop, b'tick' in again, b'wrapper-done' in rest)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", py, cowl_bin().to_str().unwrap()])
+        .env("COWL_HOME", &w.store)
+        .current_dir(w.host())
+        .output()
+        .unwrap();
+    assert_success(&out, "pty driver");
+    assert_eq!(
+        stdout(&out).trim(),
+        "True True True True",
+        "{}",
+        stderr(&out)
+    );
+}

@@ -67,6 +67,7 @@ for fs in btrfs xfs; do built $fs && own && w $fs /media/$fs/work/new; done
 r() { if (echo "box" > "$2") 2>/dev/null; then echo "FAIL wrote read-only $1: $2"; fi; }
 # The host listens on its fifo (fifo_listen): this must not reach it.
 timeout 2 sh -c 'echo FROMBOX > /media/hostfifo' 2>/dev/null || true
+timeout 2 sh -c 'echo FROMBOX-MOUNT > /media/fifomount' 2>/dev/null || true
 r snap /srv/snap/app1/101/new
 r ro /media/ro/new
 r resolv /etc/resolv.conf
@@ -100,9 +101,9 @@ fifo_check() {
 }
 fp() {
   find /srv /media /run/user /etc/resolv.conf /home \
-    \( -path '*/.local/share/cowl*' -o -path /media/fuse-other -o -path /media/hostfifo -o -path '/media/homealias/*/.local/share/cowl*' \) -prune \
+    \( -path '*/.local/share/cowl*' -o -path /media/fuse-other -o -path /media/hostfifo -o -path /media/fifomount -o -path '/media/homealias/*/.local/share/cowl*' \) -prune \
     -o -printf '%p %y %m %u %s %T@\n' 2>/dev/null | sort | md5sum
-  find /srv /media /run/user /home \( -path '*/.local/share/cowl*' -o -path /media/fuse-other \) -prune \
+  find /srv /media /run/user /home \( -path '*/.local/share/cowl*' -o -path /media/fuse-other -o -path /media/fifomount \) -prune \
     -o -type f -exec md5sum {} + 2>/dev/null | sort | md5sum
 }"#;
 
