@@ -422,11 +422,8 @@ impl Fetch<'_> {
         let (b, remote, ids, opts) = (self.b, self.remote, self.ids, self.opts);
         let progress = &mut *self.progress;
         let report = &mut *self.report;
-        let pending = b.path().join("pending");
-        std::fs::create_dir_all(&pending).map_err(MirrorError::local("create", &pending))?;
-        let stage = pending.join(format!("pull-{}", w.number));
-        remove_tree(&stage).map_err(MirrorError::local("clear", &stage))?;
-        std::fs::create_dir(&stage).map_err(MirrorError::local("create", &stage))?;
+        let pending = b.pending_dir();
+        let stage = b.pull_stage(w.number)?;
         let outcome = (|| -> Result<(), MirrorError> {
             let key = oci::blob_key(&w.layer.digest)?;
             let compressed = Arc::new(AtomicU64::new(0));
@@ -491,7 +488,7 @@ impl Fetch<'_> {
         Ok(stage)
     }
 
-    /// Renames a verified stage into `versions/` and notes it in the journal.
+    /// Puts a verified stage in place as its version (a store operation).
     fn place(
         &mut self,
         w: &Wanted,
@@ -499,30 +496,15 @@ impl Fetch<'_> {
         stage: &std::path::Path,
     ) -> Result<(), MirrorError> {
         let (b, remote) = (self.b, self.remote);
-        cowl_store::fault::point("pull:layer-extracted");
-        let target = b.path().join("versions").join(w.number.to_string());
-        if target.exists() {
-            let _ = remove_tree(stage);
+        let detail =
+            serde_json::json!({"version": w.number, "digest": m.digest, "from": remote.url()});
+        if !b.place_pulled(w.number, stage, !m.body.committed.is_empty(), detail)? {
             return Err(MirrorError::Refused(format!(
                 "version {} of box {} appeared while it was pulled (another pull?)",
                 w.number,
                 b.name()
             )));
         }
-        if !m.body.committed.is_empty() {
-            // The box has a cut from now on (before the version shows).
-            write_atomic(&b.path().join(cowl_store::cut::FLAG), b"")?;
-        }
-        std::fs::rename(stage, &target).map_err(MirrorError::local("rename", stage))?;
-        if let Ok(d) = std::fs::File::open(b.path().join("versions")) {
-            let _ = d.sync_all();
-        }
-        cowl_store::fault::point("pull:version-in-place");
-        cowl_store::journal::append(
-            &b.path().join("journal.jsonl"),
-            "pull",
-            serde_json::json!({"version": w.number, "digest": m.digest, "from": remote.url()}),
-        )?;
         self.report.versions_pulled += 1;
         Ok(())
     }

@@ -366,8 +366,7 @@ pub fn push(b: &BoxDir, remote: &Remote, opts: &PushOptions) -> Result<PushRepor
     if let Some(top) = versions.last() {
         // What this box left in the mirror: a squash since is recognized
         // by it (`squashed_since_pushed`).
-        cowl_store::journal::append(
-            &b.path().join("journal.jsonl"),
+        b.note(
             "push",
             serde_json::json!({"url": remote.url(), "version": top.number, "digest": top.manifest.digest}),
         )?;
@@ -390,18 +389,9 @@ fn squashed_since_pushed(
     let Some(top) = mirror.last() else {
         return Ok(false);
     };
-    let path = b.path().join("journal.jsonl");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(MirrorError::local("read", &path)(e)),
-    };
     let mut pushed = false;
     let mut squashed = false;
-    for line in text.lines() {
-        let Ok(e) = serde_json::from_str::<cowl_store::journal::Event>(line) else {
-            continue;
-        };
+    for e in b.journal_events()? {
         let d = &e.detail;
         match e.event.as_str() {
             "push"
@@ -431,22 +421,21 @@ fn push_version(
     report: &mut PushReport,
 ) -> Result<RemoteVersion, MirrorError> {
     let layer = v.layer();
-    let opened = cowl_store::layer::open_for_reading(&b.path().join("pending"), &[&layer]);
-    let (blob, size, diff_id) =
-        remote.upload("blobs/sha256", &b.path().join("pending"), |out| {
-            let hw = HashWriter::new(out, Some(&mut *progress));
-            let sealer = Sealer::new(hw, to)?;
-            let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
-            let mut tar_hash = HashWriter::new(z, None);
-            cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
-            let (z, diff_id, _) = tar_hash.finish();
-            let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
-            let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
-            hw.flush().map_err(MirrorError::stream("upload"))?;
-            let (_, digest, size) = hw.finish();
-            let key = oci::blob_key(&digest)?;
-            Ok(((digest, size, diff_id), key))
-        })?;
+    let opened = cowl_store::layer::open_for_reading(&b.pending_dir(), &[&layer]);
+    let (blob, size, diff_id) = remote.upload("blobs/sha256", &b.pending_dir(), |out| {
+        let hw = HashWriter::new(out, Some(&mut *progress));
+        let sealer = Sealer::new(hw, to)?;
+        let z = zstd::Encoder::new(sealer, LEVEL).map_err(MirrorError::stream("compress"))?;
+        let mut tar_hash = HashWriter::new(z, None);
+        cowl_store::layertar::write_layer_tar(&layer, &mut tar_hash)?;
+        let (z, diff_id, _) = tar_hash.finish();
+        let sealer = z.finish().map_err(MirrorError::stream("compress"))?;
+        let mut hw = sealer.finish().map_err(MirrorError::stream("encrypt"))?;
+        hw.flush().map_err(MirrorError::stream("upload"))?;
+        let (_, digest, size) = hw.finish();
+        let key = oci::blob_key(&digest)?;
+        Ok(((digest, size, diff_id), key))
+    })?;
     drop(opened);
     progress.blob_done();
     report.blobs_sent += 1;

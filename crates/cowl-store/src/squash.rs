@@ -197,8 +197,7 @@ fn squash_range(
     sync_dir(&stage);
     point("squash:ready");
     roll_forward_squash(b, &stage, first, last)?;
-    crate::journal::append(
-        &b.path().join("journal.jsonl"),
+    b.note(
         "squash",
         serde_json::json!({"first": first, "last": last, "digest": m.digest}),
     )

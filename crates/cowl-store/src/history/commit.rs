@@ -91,9 +91,7 @@ pub fn record_commit(
         sync_dir(&b.versions_dir());
     }
     sync_dir(&pending);
-    crate::journal::append(
-        &b.journal(),
-        "commit",
+    b.note("commit",
         serde_json::json!({"version": number, "digest": manifest.digest, "applied": applied, "cut": cut.len()}),
     )?;
     Ok(number)

@@ -27,7 +27,7 @@ pub fn gc(b: &BoxDir, max_age_secs: u64) -> Result<usize, StoreError> {
         n += 1;
     }
     if n > 0 {
-        crate::journal::append(&b.journal(), "gc", serde_json::json!({"purged": n}))?;
+        b.note("gc", serde_json::json!({"purged": n}))?;
     }
     Ok(n)
 }

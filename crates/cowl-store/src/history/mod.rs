@@ -10,7 +10,8 @@
 //! history paths and the listing of its versions. Each operation has a file
 //! of its own: `lock` (the operations lock), `pin`, `live` (what the live
 //! layer holds), `snapshot`, `commit` (a commit's version and its note of
-//! intent), `rollback`, `quarantine` (listing it), `gc`, `recovery` (which
+//! intent), `pulled` (versions a mirror gives), `rollback`, `quarantine`
+//! (listing it), `gc`, `recovery` (which
 //! also puts a ready squash in place, for `crate::squash` and itself alike)
 //! and `verify`; `fsops` holds the renames and directory making they share.
 
@@ -20,6 +21,7 @@ mod gc;
 mod live;
 mod lock;
 mod pin;
+mod pulled;
 mod quarantine;
 mod recovery;
 mod rollback;
@@ -88,8 +90,29 @@ impl BoxDir {
         self.path().join("quarantine")
     }
 
-    fn journal(&self) -> PathBuf {
+    /// The box's journal (`crate::journal`).
+    pub fn journal(&self) -> PathBuf {
         self.path().join("journal.jsonl")
+    }
+
+    /// Notes `event` in the box's journal.
+    pub fn note(&self, event: &str, detail: serde_json::Value) -> Result<(), StoreError> {
+        crate::journal::append(&self.journal(), event, detail)
+    }
+
+    /// The journal's events, oldest first (none for a box without one; a
+    /// line that does not parse is passed over).
+    pub fn journal_events(&self) -> Result<Vec<crate::journal::Event>, StoreError> {
+        let path = self.journal();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("read", &path)(e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
     }
 
     /// Every version, oldest first. Call under the operations lock.

@@ -62,8 +62,7 @@ pub fn pin(b: &BoxDir, number: Option<u64>, pinned: bool) -> Result<PinChange, S
         .exists();
     if was != pinned {
         b.set_pinned(version, pinned)?;
-        crate::journal::append(
-            &b.journal(),
+        b.note(
             if pinned { "pin" } else { "unpin" },
             serde_json::json!({"version": version}),
         )?;

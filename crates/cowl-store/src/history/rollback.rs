@@ -44,8 +44,7 @@ pub fn rollback_held(b: &BoxDir, target: u64, _held: &OpsLock) -> Result<PathBuf
     sync_dir(&q);
     point("rollback:started");
     finish_rollback(b, &qd, target)?;
-    crate::journal::append(
-        &b.journal(),
+    b.note(
         "rollback",
         serde_json::json!({"to": target, "from": top, "quarantine": stamp}),
     )?;

@@ -118,9 +118,7 @@ pub fn snapshot(
     sync_dir(&pending);
     point("snapshot:version-in-place");
     let _ = fs::remove_file(b.path().join("stripped.json"));
-    crate::journal::append(
-        &b.journal(),
-        "snapshot",
+    b.note("snapshot",
         serde_json::json!({"version": number, "digest": manifest.digest, "made": req.made.as_str(), "message": req.message}),
     )?;
     Ok(Some(number))
