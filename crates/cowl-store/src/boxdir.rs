@@ -390,7 +390,7 @@ impl BoxDir {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&p)
             .map_err(StoreError::io("open", &p))?;
         match file.try_lock() {
@@ -461,7 +461,7 @@ fn replace_file(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreErro
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&tmp)?;
         f.write_all(data)?;
         if durable {

@@ -52,7 +52,7 @@ pub fn append(path: &Path, event: &str, detail: serde_json::Value) -> Result<(),
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(0o400_000 /* O_NOFOLLOW */)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(StoreError::io("open", path))?;
     f.write_all(&line)

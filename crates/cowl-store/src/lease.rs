@@ -5,7 +5,7 @@
 //! wrote, takes the run's version (or the one `cowl snapshot` asked for
 //! while the box ran), applies retention and brings the run cache up to
 //! date. The lock is let go when the lease is dropped, so that what follows
-//! a version (a push) still holds it.
+//! a version (a push, which is the CLI's) still holds it.
 
 use crate::boxdir::{write_atomic, BoxDir, BoxLock};
 use crate::error::StoreError;
@@ -27,13 +27,20 @@ pub struct RunLease<'b> {
 }
 
 /// What the end of a run did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunEnd {
     /// Files the box gave setuid, setgid or file capabilities, which were
     /// removed (paths as the box saw them).
     pub stripped: Vec<PathBuf>,
-    /// Whether a new version was taken.
-    pub version_taken: bool,
+    /// Whether a new version was taken; an error of the steps after the
+    /// strip (the strip's own list above stands either way).
+    pub version: Result<bool, StoreError>,
+}
+
+/// A `cowl snapshot` of the running box, as its request file holds it.
+struct Request {
+    message: String,
+    pin: bool,
 }
 
 impl BoxDir {
@@ -55,9 +62,56 @@ impl BoxDir {
 
     /// Asks for a snapshot the moment the running box's run ends.
     pub fn request_snapshot(&self, message: &str, pin: bool) -> Result<(), StoreError> {
-        let req = serde_json::json!({"message": message, "pin": pin});
+        let req = serde_json::json!({"message": message, "pin": pin, "time": now_nanos()});
         write_atomic(&self.snapshot_request_path(), req.to_string().as_bytes())
     }
+
+    /// Takes back a request the run's end has not claimed: true when it was
+    /// still there (the caller, holding the box, takes the snapshot itself).
+    pub fn withdraw_snapshot_request(&self) -> Result<bool, StoreError> {
+        let p = self.snapshot_request_path();
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("remove", &p)(e)),
+        }
+    }
+
+    /// Claims the pending snapshot request, if any, by renaming it away so
+    /// that one written meanwhile stays for the next claim. A request older
+    /// than `started` was left by a run that ended before this one began:
+    /// it is dropped, never applied to another run's changes.
+    fn claim_snapshot_request(&self, started: i128) -> Result<Option<Request>, StoreError> {
+        let p = self.snapshot_request_path();
+        let claimed = self.path().join("snapshot-request.claimed");
+        match std::fs::rename(&p, &claimed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("rename", &p)(e)),
+        }
+        let r: Option<serde_json::Value> = std::fs::read(&claimed)
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok());
+        let _ = std::fs::remove_file(&claimed);
+        let Some(r) = r else {
+            return Ok(None);
+        };
+        if r["time"].as_i64().is_some_and(|t| i128::from(t) < started) {
+            return Ok(None);
+        }
+        Ok(Some(Request {
+            message: r["message"].as_str().unwrap_or("snapshot").to_owned(),
+            pin: r["pin"].as_bool().unwrap_or(false),
+        }))
+    }
+}
+
+/// Nanoseconds since the epoch, as a run's start is given.
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl RunLease<'_> {
@@ -71,8 +125,14 @@ impl RunLease<'_> {
         &self.lock
     }
 
+    /// The box.
+    pub fn box_dir(&self) -> &BoxDir {
+        self.b
+    }
+
     /// Ends the run of `command`, which exited with `code` and started at
     /// `started` (nanoseconds since the epoch): see the module's comment.
+    /// An error here is of the strip alone: nothing after it was done.
     pub fn end(
         &self,
         command: &[String],
@@ -81,63 +141,82 @@ impl RunLease<'_> {
         layout: &Layout,
     ) -> Result<RunEnd, StoreError> {
         let b = self.b;
-        let mut end = RunEnd::default();
+        b.clear_state(&self.lock);
         let stripped = {
             let _ops = b.ops_lock(true)?;
             crate::privilege::strip(&b.upper(), &b.pending_dir())?
         };
+        let upper = b.upper();
+        let stripped: Vec<PathBuf> = stripped
+            .iter()
+            .map(|p| Path::new("/").join(p.strip_prefix(&upper).unwrap_or(p)))
+            .collect();
+        let version = self.take_version(&stripped, command, code, started, layout);
+        Ok(RunEnd { stripped, version })
+    }
+
+    /// What follows the strip: the note of it, the host's state, the
+    /// version(s), retention and the cache.
+    fn take_version(
+        &self,
+        stripped: &[PathBuf],
+        command: &[String],
+        code: i32,
+        started: i128,
+        layout: &Layout,
+    ) -> Result<bool, StoreError> {
+        let b = self.b;
         if !stripped.is_empty() {
-            let upper = b.upper();
-            end.stripped = stripped
-                .iter()
-                .map(|p| Path::new("/").join(p.strip_prefix(&upper).unwrap_or(p)))
-                .collect();
-            let names: Vec<String> = end
-                .stripped
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
+            let names: Vec<String> = stripped.iter().map(|p| p.display().to_string()).collect();
             history::note_stripped(b, &names)?;
         }
         // What the host held where the box wrote, for `cowl commit` to tell
         // whether the host changed there since.
         crate::baseline::record_layer(b, &b.upper(), started, layout)?;
-        let req: Option<serde_json::Value> = std::fs::read(b.snapshot_request_path())
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok());
-        let (message, made, pin) = match &req {
-            Some(r) => (
-                r["message"].as_str().unwrap_or("snapshot").to_owned(),
-                Made::Snapshot,
-                r["pin"].as_bool().unwrap_or(false),
-            ),
-            None if b.settings.snapshot == SnapshotPolicy::OnExit => (
-                format!("{} (exit {code})", command.join(" ")),
-                Made::Run,
-                false,
-            ),
-            None => return Ok(end),
-        };
-        let request = SnapshotRequest {
-            message: &message,
-            made,
-            pin,
-            allow_empty: false,
-        };
-        let made = history::snapshot(b, &request, layout)?;
-        let _ = std::fs::remove_file(b.snapshot_request_path());
-        if made.is_none() {
-            // `cowl snapshot --pin` of a box that then changed nothing: the
-            // newest version is what it pins, as for a stopped box.
-            if pin {
+        let mut taken = false;
+        let mut tried = false;
+        // A `cowl snapshot` made while this one is taken is claimed next.
+        loop {
+            let (message, made, pin) = match b.claim_snapshot_request(started)? {
+                Some(r) => (r.message, Made::Snapshot, r.pin),
+                None if !tried && b.settings.snapshot == SnapshotPolicy::OnExit => (
+                    format!("{} (exit {code})", command.join(" ")),
+                    Made::Run,
+                    false,
+                ),
+                None => break,
+            };
+            tried = true;
+            let request = SnapshotRequest {
+                message: &message,
+                made,
+                pin,
+                allow_empty: false,
+            };
+            if history::snapshot(b, &request, layout)?.is_some() {
+                taken = true;
+            } else if pin {
+                // `cowl snapshot --pin` of a box that then changed nothing:
+                // the newest version is what it pins, as for a stopped box.
                 match history::pin(b, None, true) {
                     Ok(_) | Err(StoreError::NoVersions { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
-            refresh_cache(b)?;
-            return Ok(end);
         }
+        if !tried {
+            return Ok(false);
+        }
+        if taken {
+            self.retain(layout)?;
+        }
+        refresh_cache(b)?;
+        Ok(taken)
+    }
+
+    /// Retention: the box's `keep`, and at most [`MAX_VERSIONS`].
+    fn retain(&self, layout: &Layout) -> Result<(), StoreError> {
+        let b = self.b;
         // Retention reads the versions only when there are more than it
         // keeps: reading every manifest at each run would cost more than the
         // run itself.
@@ -155,9 +234,7 @@ impl RunLease<'_> {
         if count > MAX_VERSIONS {
             squash::squash(b, MAX_VERSIONS / 2, Eligible::Unpinned, layout)?;
         }
-        refresh_cache(b)?;
-        end.version_taken = true;
-        Ok(end)
+        Ok(())
     }
 }
 

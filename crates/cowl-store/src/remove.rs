@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `O_NOFOLLOW`: a lock or state file that is a symlink is never followed.
-const O_NOFOLLOW: i32 = 0o400_000;
+const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 
 /// Who has a box, as far as its lock and state files tell, whatever state
 /// the rest of its directory is in.

@@ -191,6 +191,10 @@ fn squash_range(
         )?;
     }
     point("squash:merged");
+    // The merged layer is on disk before anything says it is ready: after
+    // a power loss, roll-forward removes the versions it replaces.
+    let dir = fs::File::open(&stage).map_err(StoreError::io("open", &stage))?;
+    rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("sync", &stage)(e.into()))?;
     // The commit point: from here on, recovery rolls forward.
     let plan = serde_json::json!({"first": first, "last": last});
     write_atomic(&stage.join("ready"), plan.to_string().as_bytes())?;

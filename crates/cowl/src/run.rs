@@ -240,11 +240,10 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
     // Said once the run's version is taken: a reader of stderr that went
     // away (SIGPIPE) must not cost the snapshot.
     let hint = run_log.hint(code, net, name.as_str(), &plan.proxy_allow);
-    b.clear_state(lease.lock());
     let layout = versions::BoxLayout::from_plan(plan);
     // The box has ended (its init is reaped, its mounts gone): freeze what
     // it changed while this process still holds the run lock.
-    if let Err(e) = versions::after_run(&lease, &b, &layout, &spec.command, code, started) {
+    if let Err(e) = versions::after_run(&lease, &layout, &spec.command, code, started) {
         eprintln!(
             "cowl: warning: the box ran, but its automatic snapshot failed: {}",
             crate::render(&e)

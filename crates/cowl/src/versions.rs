@@ -87,12 +87,27 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let store = open_store()?;
     let b = store.open_box(&name)?;
     let message = a.message.clone().unwrap_or_else(|| "snapshot".into());
-    let Some(lock) = b.try_lock()? else {
-        // A running box's layer changes under our feet: the snapshot is taken
-        // the moment its last process exits, never torn.
-        b.request_snapshot(&message, a.pin)?;
-        eprintln!("cowl: box {name} is running: the snapshot will be taken when it stops");
-        return Ok(0);
+    let lock = match b.try_lock()? {
+        Some(lock) => lock,
+        None => {
+            // A running box's layer changes under our feet: the snapshot is
+            // taken the moment its last process exits, never torn.
+            b.request_snapshot(&message, a.pin)?;
+            // A run that ended meanwhile may have claimed it, or not.
+            match b.try_lock()? {
+                Some(lock) if b.withdraw_snapshot_request()? => lock,
+                Some(_) => {
+                    eprintln!("cowl: box {name} stopped, and its run's end took the snapshot");
+                    return Ok(0);
+                }
+                None => {
+                    eprintln!(
+                        "cowl: box {name} is running: the snapshot will be taken when it stops"
+                    );
+                    return Ok(0);
+                }
+            }
+        }
     };
     let layout = BoxLayout::of(&store, &b)?;
     let made = layout.with(|l| {
@@ -168,10 +183,10 @@ pub fn pin(a: PinArgs, pinned: bool) -> Result<i32> {
 }
 
 /// Ends a run through its lease: says which privilege bits the box set
-/// were removed, and pushes the new version when box.toml asks.
+/// were removed (whatever else failed), and pushes the new version when
+/// box.toml asks.
 pub fn after_run(
     lease: &cowl_store::lease::RunLease,
-    b: &BoxDir,
     layout: &BoxLayout,
     command: &[String],
     code: i32,
@@ -190,8 +205,8 @@ pub fn after_run(
             shown.join(", ")
         );
     }
-    if end.version_taken {
-        crate::mirror::after_snapshot(b);
+    if end.version? {
+        crate::mirror::after_snapshot(lease.box_dir());
     }
     Ok(())
 }

@@ -171,6 +171,48 @@ fn manual_snapshots_pin_and_a_running_box_is_snapshotted_when_it_stops() {
     );
 }
 
+/// A snapshot request that no run's end claimed (written just as an
+/// earlier run let go of the box) is older than the next run: it is
+/// dropped, never applied to that run's changes under its message.
+#[test]
+fn a_snapshot_request_older_than_the_run_is_not_applied_to_it() {
+    let w = World::new("snapstale");
+    w.ok("b", "true");
+    let req = w.store.join("boxes/b/snapshot-request.json");
+    std::fs::write(&req, r#"{"message":"stale","pin":true,"time":1}"#).unwrap();
+    w.ok("b", "echo 1 > f");
+    let log = json(&w, &["log", "--json", "b"]);
+    assert_eq!(log[0]["made"], "run", "{log}");
+    assert_eq!(log[0]["pinned"], false, "{log}");
+    assert!(!req.exists(), "the stale request is left");
+    // One made while the box runs is taken when it stops.
+    w.ok("b", "true");
+    let child = w
+        .cowl()
+        .args([
+            "run",
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "echo 2 > g; while [ ! -e end ]; do sleep 0.02; done",
+        ])
+        .spawn()
+        .unwrap();
+    let g = w
+        .store
+        .join("boxes/b/live/upper")
+        .join(w.host().strip_prefix("/").unwrap())
+        .join("g");
+    wait_until(|| g.exists());
+    assert_success(&w.cmd(&["snapshot", "-m", "asked", "b"]), "snapshot");
+    // A joined run that its end could cut short: its status is not looked at.
+    let _ = w.cmd(&["run", "b", "--", "touch", "end"]);
+    assert!(child.wait_with_output().unwrap().status.success());
+    let log = json(&w, &["log", "--json", "b"]);
+    assert_eq!(log[0]["message"], "asked", "{log}");
+}
+
 #[test]
 fn rollback_moves_later_versions_to_quarantine_and_gc_purges_them() {
     let w = World::new("rollback");

@@ -22,7 +22,7 @@ impl BoxDir {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(0o400_000 /* O_NOFOLLOW */)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&p)
             .map_err(StoreError::io("open", &p))?;
         let r = if exclusive {

@@ -129,9 +129,11 @@ fn hook(name: &str) {
     }
 }
 
-/// Runs `f`, stopping it at the first pass of fault point `at` as a
-/// `kill -9` would (what it wrote stays; the locks it held are released).
-/// Panics when `f` never got there.
+/// Runs `f`, stopping it at the first pass of fault point `at`: what it
+/// wrote stays and the locks it held are released, as after a `kill -9`,
+/// but unwinding runs destructors a kill does not (a layer opened for
+/// reading is closed again), so the SIGKILL tests of `tests/` stay the
+/// authority on a real crash. Panics when `f` never got there.
 pub(super) fn crash_at<T>(at: &'static str, f: impl FnOnce() -> T) {
     crate::fault::set_hook(hook);
     CRASH_AT.with(|c| c.set(Some(at)));

@@ -307,11 +307,22 @@ fn is_exec(e: &Entry) -> bool {
     e.kind == EntryKind::File && e.mode & 0o111 != 0
 }
 
-/// The first `n` bytes of the file at `p`; what could be read if less, and
-/// nothing if it cannot be opened.
+/// The first `n` bytes of the regular file at `p`; what could be read if
+/// less, and nothing if it cannot be opened or is anything else. A symlink
+/// is not followed (it could lead to the host) and a FIFO or device is
+/// never read (an app's `mkfifo ~/.gitconfig` must not hang a review).
 fn read_head(p: &Path, n: usize) -> Vec<u8> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut buf = Vec::new();
-    if let Ok(f) = std::fs::File::open(p) {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(p)
+    else {
+        return buf;
+    };
+    if f.metadata().is_ok_and(|m| m.is_file()) {
         let _ = f.take(n as u64).read_to_end(&mut buf);
     }
     buf

@@ -166,3 +166,49 @@ fn system_rules() {
     // /etc/cron.d/job is not also reported as a plain /etc change.
     assert_eq!(names.iter().filter(|n| n.0 == "/etc/cron.d/job").count(), 1);
 }
+
+/// What the box wrote where a rule reads content is read only when it is a
+/// regular file of the layer: a FIFO at `~/.gitconfig` must not hang the
+/// scan, and a symlink at `~/.ssh/config` is not followed to what it names.
+#[test]
+fn content_rules_read_neither_fifos_nor_through_symlinks() {
+    let layer = std::env::temp_dir().join(format!("cowl-scan-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&layer);
+    std::fs::create_dir_all(layer.join("home/u/.ssh")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        layer.join("home/u/.gitconfig"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let outside = layer.join("outside");
+    std::fs::write(&outside, "Host *\n  ProxyCommand sh -c evil\n").unwrap();
+    std::os::unix::fs::symlink(&outside, layer.join("home/u/.ssh/config")).unwrap();
+    let entries = [
+        e("home/u/.gitconfig", EntryKind::Fifo, 0o010644),
+        e("home/u/.ssh/config", EntryKind::Symlink, 0o120777),
+    ];
+    // Run apart, so that a scan stuck on the FIFO fails the test instead
+    // of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = layer.clone();
+    std::thread::spawn(move || {
+        let got: Vec<(String, &'static str, Severity)> = scan_entries(&entries, &dir, &cx())
+            .into_iter()
+            .map(|f| (f.path.display().to_string(), f.rule, f.severity))
+            .collect();
+        let _ = tx.send(got);
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the scan blocked on a FIFO");
+    let _ = std::fs::remove_dir_all(&layer);
+    assert!(
+        got.iter().all(|(p, r, s)| !(p.ends_with(".ssh/config")
+            && *r == "persistence.ssh-config"
+            && *s == Severity::High)),
+        "followed the symlink to a file outside the layer: {got:?}"
+    );
+}
