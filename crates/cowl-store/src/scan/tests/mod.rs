@@ -171,6 +171,7 @@ fn system_rules() {
 /// regular file of the layer: a FIFO at `~/.gitconfig` must not hang the
 /// scan, and a symlink at `~/.ssh/config` is not followed to what it names.
 #[test]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 fn content_rules_read_neither_fifos_nor_through_symlinks() {
     let layer = std::env::temp_dir().join(format!("cowl-scan-fifo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&layer);
