@@ -44,9 +44,13 @@ const CHUNK: usize = 1 << 20;
 /// The buffer of the `read`/`write` path.
 const BUF: usize = 128 << 10;
 /// Bytes given at once to a destination that may block however it is
-/// flagged (a caller's socket or terminal): poll's "writable" promises room
-/// for about this much (a pipe page; a socket's free third), no more.
+/// flagged (a caller's terminal, a device): poll's "writable" promises room
+/// for about a page there, no more.
 const SMALL: usize = 4 << 10;
+/// The same for a caller's socket: writable means a third of its send
+/// buffer free (TCP; a unix socket: three quarters), 64 KiB or more at the
+/// default sizes.
+const SOCKET_CHUNK: usize = 64 << 10;
 /// Steps one flow may take before the others (and signals) get a turn.
 const STEPS_PER_TURN: usize = 64;
 
@@ -207,6 +211,9 @@ struct Flow {
     /// SPLICE_F_NONBLOCK makes non-blocking on both ends) or a regular file.
     /// Then no poll is needed before each splice.
     never_blocks: bool,
+    /// What one call gives a destination that may block: [`SMALL`], or
+    /// [`SOCKET_CHUNK`] when the caller's side is a socket.
+    chunk: usize,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -223,6 +230,7 @@ impl Flow {
             leftover: None,
             splice,
             never_blocks: false,
+            chunk: SMALL,
             buf: Vec::new(),
             start: 0,
             end: 0,
@@ -270,7 +278,7 @@ impl Flow {
             let end = if self.never_blocks {
                 self.end
             } else {
-                self.end.min(self.start + SMALL)
+                self.end.min(self.start + self.chunk)
             };
             return match rustix::io::write(dst, &self.buf[self.start..end]) {
                 Ok(n) => {
@@ -298,7 +306,7 @@ impl Flow {
                 None,
                 dst,
                 None,
-                if self.never_blocks { CHUNK } else { SMALL },
+                if self.never_blocks { CHUNK } else { self.chunk },
                 SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
             ) {
                 Ok(0) => return Step::Ended(End::SourceDone),
@@ -455,6 +463,12 @@ fn pipe_or_file(fd: BorrowedFd) -> bool {
         .unwrap_or(false)
 }
 
+fn is_socket(fd: BorrowedFd) -> bool {
+    fstat(fd)
+        .map(|s| FileType::from_raw_mode(s.st_mode) == FileType::Socket)
+        .unwrap_or(false)
+}
+
 /// A pipe for the relay, both ends close-on-exec and above 2, with a large
 /// buffer; cowl's end (`ours_is_read`) non-blocking.
 fn relay_pipe(ours_is_read: bool) -> io::Result<(OwnedFd, OwnedFd)> {
@@ -494,6 +508,9 @@ pub fn prepare(pty: bool, pty_stderr: bool) -> io::Result<(AppStdio, Relay)> {
         let dir = if to_box { Dir::ToBox } else { Dir::FromBox };
         let mut flow = Flow::new(dir, i, Some(ours), splice_may_work(caller));
         flow.never_blocks = flow.splice && pipe_or_file(caller);
+        if is_socket(caller) {
+            flow.chunk = SOCKET_CHUNK;
+        }
         flows.push(flow);
         fds.push(AppFd::Pipe(theirs));
     }

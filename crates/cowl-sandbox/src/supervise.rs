@@ -133,7 +133,9 @@ fn job_of_a_shell() -> bool {
         };
         // SAFETY: as above; an error (-1) is no group or session of ours.
         let (pg, sid) = unsafe { (libc::getpgid(parent), libc::getsid(parent)) };
-        if pg < 0 || parent <= 1 {
+        // (A shell that is pid 1, as in a container, is a shell too: init
+        // elsewhere is in another session, which the test below says.)
+        if pg < 0 || parent == 0 {
             return false;
         }
         if pg != group {

@@ -60,13 +60,15 @@ impl BoxDir {
         self.path().join("snapshot-request.json")
     }
 
-    /// Asks for a snapshot the moment the running box's run ends.
+    /// Asks for a snapshot the moment the running box's run ends. Only
+    /// while the box's state file names a live run: its end, which removes
+    /// the state file before it claims requests, then sees this one.
     pub fn request_snapshot(&self, message: &str, pin: bool) -> Result<(), StoreError> {
-        let req = serde_json::json!({"message": message, "pin": pin, "time": now_nanos()});
+        let req = serde_json::json!({"message": message, "pin": pin});
         write_atomic(&self.snapshot_request_path(), req.to_string().as_bytes())
     }
 
-    /// Takes back a request the run's end has not claimed: true when it was
+    /// Takes back a request no run's end has claimed: true when it was
     /// still there (the caller, holding the box, takes the snapshot itself).
     pub fn withdraw_snapshot_request(&self) -> Result<bool, StoreError> {
         let p = self.snapshot_request_path();
@@ -77,41 +79,47 @@ impl BoxDir {
         }
     }
 
+    /// Where a claimed request waits until its snapshot is taken.
+    fn claimed_request_path(&self) -> PathBuf {
+        self.path().join("snapshot-request.claimed")
+    }
+
     /// Claims the pending snapshot request, if any, by renaming it away so
-    /// that one written meanwhile stays for the next claim. A request older
-    /// than `started` was left by a run that ended before this one began:
-    /// it is dropped, never applied to another run's changes.
-    fn claim_snapshot_request(&self, started: i128) -> Result<Option<Request>, StoreError> {
-        let p = self.snapshot_request_path();
-        let claimed = self.path().join("snapshot-request.claimed");
-        match std::fs::rename(&p, &claimed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("rename", &p)(e)),
+    /// that one written meanwhile stays for the next claim. (A claim a
+    /// crash or a failed snapshot left is taken again first.) The claim is
+    /// let go by `release_claim` once its snapshot is taken.
+    fn claim_snapshot_request(&self) -> Result<Option<Request>, StoreError> {
+        let claimed = self.claimed_request_path();
+        if std::fs::symlink_metadata(&claimed).is_err() {
+            let p = self.snapshot_request_path();
+            match std::fs::rename(&p, &claimed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StoreError::io("rename", &p)(e)),
+            }
         }
-        let r: Option<serde_json::Value> = std::fs::read(&claimed)
+        let r: serde_json::Value = std::fs::read(&claimed)
             .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok());
-        let _ = std::fs::remove_file(&claimed);
-        let Some(r) = r else {
-            return Ok(None);
-        };
-        if r["time"].as_i64().is_some_and(|t| i128::from(t) < started) {
-            return Ok(None);
-        }
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default();
         Ok(Some(Request {
             message: r["message"].as_str().unwrap_or("snapshot").to_owned(),
             pin: r["pin"].as_bool().unwrap_or(false),
         }))
     }
-}
 
-/// Nanoseconds since the epoch, as a run's start is given.
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    /// Lets go of a claimed request: its snapshot is taken (or there was
+    /// nothing to take). A request whose snapshot failed stays claimed and
+    /// is taken by the next run's end.
+    fn release_claim(&self) -> Result<(), StoreError> {
+        let p = self.claimed_request_path();
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::io("remove", &p)(e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl RunLease<'_> {
@@ -177,7 +185,9 @@ impl RunLease<'_> {
         let mut tried = false;
         // A `cowl snapshot` made while this one is taken is claimed next.
         loop {
-            let (message, made, pin) = match b.claim_snapshot_request(started)? {
+            let claim = b.claim_snapshot_request()?;
+            let claimed = claim.is_some();
+            let (message, made, pin) = match claim {
                 Some(r) => (r.message, Made::Snapshot, r.pin),
                 None if !tried && b.settings.snapshot == SnapshotPolicy::OnExit => (
                     format!("{} (exit {code})", command.join(" ")),
@@ -202,6 +212,9 @@ impl RunLease<'_> {
                     Ok(_) | Err(StoreError::NoVersions { .. }) => {}
                     Err(e) => return Err(e),
                 }
+            }
+            if claimed {
+                b.release_claim()?;
             }
         }
         if !tried {

@@ -193,8 +193,7 @@ fn squash_range(
     point("squash:merged");
     // The merged layer is on disk before anything says it is ready: after
     // a power loss, roll-forward removes the versions it replaces.
-    let dir = fs::File::open(&stage).map_err(StoreError::io("open", &stage))?;
-    rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("sync", &stage)(e.into()))?;
+    sync_merged(&stage.join("new"))?;
     // The commit point: from here on, recovery rolls forward.
     let plan = serde_json::json!({"first": first, "last": last});
     write_atomic(&stage.join("ready"), plan.to_string().as_bytes())?;
@@ -309,6 +308,27 @@ fn copy_tree(src: &Path, dst: &Path, dirs: &mut Vec<DirFix>) -> Result<(), Store
         }
     }
     Ok(())
+}
+
+/// Syncs every directory of a merged tree: its files are hard links of
+/// files already on disk, so its directories are what is new. A directory
+/// that cannot be opened (its mode shuts the caller out) makes it sync the
+/// whole filesystem instead.
+fn sync_merged(root: &Path) -> Result<(), StoreError> {
+    fn walk(dir: &Path) -> std::io::Result<()> {
+        for e in fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                walk(&e.path())?;
+            }
+        }
+        fs::File::open(dir)?.sync_all()
+    }
+    if walk(root).is_ok() {
+        return Ok(());
+    }
+    let dir = fs::File::open(root).map_err(StoreError::io("open", root))?;
+    rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("sync", root)(e.into()))
 }
 
 /// Removes a merged entry and forgets the directories made below it.

@@ -87,27 +87,37 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let store = open_store()?;
     let b = store.open_box(&name)?;
     let message = a.message.clone().unwrap_or_else(|| "snapshot".into());
-    let lock = match b.try_lock()? {
-        Some(lock) => lock,
-        None => {
-            // A running box's layer changes under our feet: the snapshot is
-            // taken the moment its last process exits, never torn.
-            b.request_snapshot(&message, a.pin)?;
-            // A run that ended meanwhile may have claimed it, or not.
-            match b.try_lock()? {
-                Some(lock) if b.withdraw_snapshot_request()? => lock,
-                Some(_) => {
-                    eprintln!("cowl: box {name} stopped, and its run's end took the snapshot");
-                    return Ok(0);
-                }
-                None => {
-                    eprintln!(
-                        "cowl: box {name} is running: the snapshot will be taken when it stops"
-                    );
-                    return Ok(0);
-                }
+    // A running box's layer changes under our feet: the snapshot is taken
+    // the moment its last process exits, never torn. Another holder of the
+    // box (a run starting or ending, a pull, a push) is waited for.
+    let mut requested = false;
+    let mut said_waiting = false;
+    let lock = loop {
+        if let Some(lock) = b.try_lock()? {
+            if requested && !b.withdraw_snapshot_request()? {
+                eprintln!(
+                    "cowl: box {name} stopped meanwhile and its run's end took the request (`cowl log {name}`)"
+                );
+                return Ok(0);
             }
+            break lock;
         }
+        if b.read_state().is_some() {
+            if !requested {
+                b.request_snapshot(&message, a.pin)?;
+                requested = true;
+            }
+            // Still running once the request is there: its end claims it,
+            // as it removes the state file before it looks.
+            if b.read_state().is_some() {
+                eprintln!("cowl: box {name} is running: the snapshot will be taken when it stops");
+                return Ok(0);
+            }
+        } else if !said_waiting {
+            eprintln!("cowl: box {name} is busy (another cowl command holds it): waiting");
+            said_waiting = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let layout = BoxLayout::of(&store, &b)?;
     let made = layout.with(|l| {

@@ -171,22 +171,29 @@ fn manual_snapshots_pin_and_a_running_box_is_snapshotted_when_it_stops() {
     );
 }
 
-/// A snapshot request that no run's end claimed (written just as an
-/// earlier run let go of the box) is older than the next run: it is
-/// dropped, never applied to that run's changes under its message.
+/// `cowl snapshot` of a box that another cowl command holds (a pull, a
+/// push, a run starting or ending) waits for it and takes the snapshot; of
+/// a running box, it is taken when the box stops.
 #[test]
-fn a_snapshot_request_older_than_the_run_is_not_applied_to_it() {
-    let w = World::new("snapstale");
+fn a_snapshot_of_a_busy_box_waits_and_of_a_running_box_is_taken_at_its_end() {
+    let w = World::new("snapbusy");
     w.ok("b", "true");
-    let req = w.store.join("boxes/b/snapshot-request.json");
-    std::fs::write(&req, r#"{"message":"stale","pin":true,"time":1}"#).unwrap();
     w.ok("b", "echo 1 > f");
+    let lock = w.store.join("boxes/b/lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = w.cmd(&["snapshot", "-m", "busy", "--pin", "b"]);
+    assert_success(&out, "snapshot of a busy box");
+    assert!(stderr(&out).contains("waiting"), "{}", stderr(&out));
+    holder.wait().unwrap();
     let log = json(&w, &["log", "--json", "b"]);
-    assert_eq!(log[0]["made"], "run", "{log}");
-    assert_eq!(log[0]["pinned"], false, "{log}");
-    assert!(!req.exists(), "the stale request is left");
+    assert_eq!(log[0]["pinned"], true, "{log}");
+    assert!(!w.store.join("boxes/b/snapshot-request.json").exists());
     // One made while the box runs is taken when it stops.
-    w.ok("b", "true");
     let child = w
         .cowl()
         .args([
@@ -205,7 +212,8 @@ fn a_snapshot_request_older_than_the_run_is_not_applied_to_it() {
         .join(w.host().strip_prefix("/").unwrap())
         .join("g");
     wait_until(|| g.exists());
-    assert_success(&w.cmd(&["snapshot", "-m", "asked", "b"]), "snapshot");
+    let out = w.cmd(&["snapshot", "-m", "asked", "b"]);
+    assert!(stderr(&out).contains("when it stops"), "{}", stderr(&out));
     // A joined run that its end could cut short: its status is not looked at.
     let _ = w.cmd(&["run", "b", "--", "touch", "end"]);
     assert!(child.wait_with_output().unwrap().status.success());

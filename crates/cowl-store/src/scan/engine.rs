@@ -314,6 +314,10 @@ fn is_exec(e: &Entry) -> bool {
 fn read_head(p: &Path, n: usize) -> Vec<u8> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut buf = Vec::new();
+    // Looked at before it is opened: a device node is never opened at all.
+    if !std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
+        return buf;
+    }
     let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
     let Ok(f) = std::fs::OpenOptions::new()
         .read(true)
