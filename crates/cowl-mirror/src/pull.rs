@@ -184,7 +184,7 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
     };
 
     // The local side: what the box has, and whether the mirror extends it.
-    let existing = match store.open_box(&name) {
+    let existing = match store.open_box(&name).and_then(cowl_store::Opened::recover) {
         Ok(b) => Some(b),
         Err(StoreError::NoSuchBox { .. }) => None,
         Err(e) => return Err(e.into()),
@@ -261,7 +261,10 @@ pub fn pull(store: &Store, remote: &Remote, opts: &PullOptions) -> Result<PullRe
     // From here on the box changes.
     let (b, created) = match existing {
         Some(b) => (b, false),
-        None => store.open_or_create(&name, mode)?,
+        None => {
+            let (opened, created) = store.open_or_create(&name, mode)?;
+            (opened.recover()?, created)
+        }
     };
     report.created = created;
     let Some(_run) = b.try_lock()? else {

@@ -90,11 +90,13 @@ impl Store {
         Ok(names)
     }
 
-    /// Opens an existing box, checking that nothing in it was replaced
-    /// (tampered with: an error) and that nothing of it is missing (damaged:
-    /// [`StoreError::Damaged`], naming every problem). The check costs a few
-    /// stats and one lookup per version; it reads no layer.
-    pub fn open_box(&self, name: &BoxName) -> Result<BoxDir, StoreError> {
+    /// Opens an existing box without writing to it, checking that nothing
+    /// in it was replaced (tampered with: an error) and that nothing of it
+    /// is missing (damaged: [`StoreError::Damaged`], naming every problem).
+    /// The check costs a few stats and one lookup per version; it reads no
+    /// layer. What a crash interrupted is finished by the next step the
+    /// caller names: [`Opened::recover`].
+    pub fn open_box(&self, name: &BoxName) -> Result<Opened, StoreError> {
         let path = self.boxes_dir().join(name.as_str());
         match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -141,30 +143,21 @@ impl Store {
             path,
             settings,
         };
-        // A store operation a crash interrupted is finished (or undone)
-        // before anything else looks at the box.
-        if b.needs_recovery() {
-            let _ops = b.ops_lock(true)?;
-            crate::history::recover(&b)?;
+        // A box a crash left half-changed is checked once it is recovered:
+        // until then a version may be half moved.
+        let interrupted = b.needs_recovery();
+        if !interrupted {
+            b.check_versions()?;
         }
-        if !crate::structure::version_problems(&b)?.is_empty() {
-            // Looked at again once no store operation is under way, so that
-            // a version one moves meanwhile is not taken for a lost one.
-            let _ops = b.ops_lock(false).ok();
-            let problems = crate::structure::version_problems(&b)?;
-            if !problems.is_empty() {
-                return Err(damaged(problems));
-            }
-        }
-        Ok(b)
+        Ok(Opened { b, interrupted })
     }
 
-    /// Opens the box, creating it with `mode` when it does not exist.
-    /// Returns the box and whether it was made now.
-    pub fn open_or_create(&self, name: &BoxName, mode: Mode) -> Result<(BoxDir, bool), StoreError> {
+    /// Opens the box as [`Store::open_box`] does, creating it with `mode`
+    /// when it does not exist. Returns the box and whether it was made now.
+    pub fn open_or_create(&self, name: &BoxName, mode: Mode) -> Result<(Opened, bool), StoreError> {
         match self.open_box(name) {
             Err(StoreError::NoSuchBox { .. }) => {}
-            other => return other.map(|b| (b, false)),
+            other => return other.map(|o| (o, false)),
         }
         // Build the box beside its final place and rename it in: a crash
         // leaves a dot-directory that no command treats as a box.
@@ -276,6 +269,37 @@ pub struct BoxDir {
     pub settings: BoxSettings,
 }
 
+/// A box as [`Store::open_box`] found it, before recovery.
+#[derive(Debug)]
+#[must_use = "a box is used once `recover` has finished what a crash interrupted"]
+pub struct Opened {
+    b: BoxDir,
+    interrupted: bool,
+}
+
+impl Opened {
+    /// The recovery step: a store operation a crash interrupted (a
+    /// snapshot, commit, rollback, squash, gc or pull) is finished or
+    /// undone under the exclusive operations lock, then the versions are
+    /// checked. This writes to the box only when something was interrupted.
+    pub fn recover(self) -> Result<BoxDir, StoreError> {
+        let b = self.b;
+        if self.interrupted {
+            {
+                let _ops = b.ops_lock(true)?;
+                crate::history::recover(&b)?;
+            }
+            b.check_versions()?;
+        }
+        Ok(b)
+    }
+
+    /// Whether a crash interrupted a store operation on the box.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+}
+
 /// Held while a box runs: an exclusive `flock` on its `lock` file. The
 /// supervisor and the box's init share it, so the lock lasts exactly as long
 /// as the box's mounts can exist, and no second overlay is ever mounted on
@@ -334,6 +358,24 @@ impl BoxDir {
     /// The directory the box's root is assembled on.
     pub fn mnt(&self) -> PathBuf {
         self.path.join("mnt")
+    }
+
+    /// Every version in its place, or [`StoreError::Damaged`].
+    fn check_versions(&self) -> Result<(), StoreError> {
+        if crate::structure::version_problems(self)?.is_empty() {
+            return Ok(());
+        }
+        // Looked at again once no store operation is under way, so that a
+        // version one moves meanwhile is not taken for a lost one.
+        let _ops = self.ops_lock(false).ok();
+        let problems = crate::structure::version_problems(self)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Damaged {
+            name: self.name.to_string(),
+            problems,
+        })
     }
 
     fn needs_recovery(&self) -> bool {

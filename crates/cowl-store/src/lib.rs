@@ -35,7 +35,7 @@ mod structure;
 pub mod time;
 pub mod usage;
 
-pub use boxdir::{BoxDir, BoxLock, Store};
+pub use boxdir::{BoxDir, BoxLock, Opened, Store};
 pub use error::StoreError;
 pub use name::BoxName;
 pub use remove::BoxHolder;

@@ -39,7 +39,8 @@ fn store_at(dir: &Path) -> Store {
 /// A box with one version, as a snapshot leaves it.
 fn box_with_a_version(store: &Store, name: &str) -> PathBuf {
     let name = BoxName::new(name).unwrap();
-    let (b, _) = store.open_or_create(&name, Mode::Rootless).unwrap();
+    let (opened, _) = store.open_or_create(&name, Mode::Rootless).unwrap();
+    let b = opened.recover().unwrap();
     let v = b.path().join("versions/1");
     std::fs::create_dir_all(v.join("layer/d")).unwrap();
     std::fs::write(v.join("manifest.json"), "{}").unwrap();
@@ -47,7 +48,10 @@ fn box_with_a_version(store: &Store, name: &str) -> PathBuf {
 }
 
 fn problems(store: &Store, name: &str) -> Vec<String> {
-    match store.open_box(&BoxName::new(name).unwrap()) {
+    match store
+        .open_box(&BoxName::new(name).unwrap())
+        .and_then(cowl_store::Opened::recover)
+    {
         Err(StoreError::Damaged { problems, .. }) => problems,
         other => panic!("not damaged: {other:?}"),
     }

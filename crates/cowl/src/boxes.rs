@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub(crate) fn config(a: ConfigArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let mut b = store.open_box(&name)?;
+    let mut b = store.open_box(&name)?.recover()?;
     let to_table =
         |s: &cowl_store::BoxSettings| -> Result<toml::Table> { Ok(toml::Table::try_from(s)?) };
     let mut table = to_table(&b.settings)?;
@@ -101,26 +101,27 @@ pub(crate) fn ls(a: ListArgs) -> Result<i32> {
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
     for name in store.list()? {
-        let (running, mode, created, problems) = match store.open_box(&name) {
-            Ok(b) => (
-                b.running()?,
-                Some(b.settings.mode.as_str()),
-                Some(cowl_store::time::rfc3339(b.settings.created)),
-                Vec::new(),
-            ),
-            // A damaged box is listed as such, not left out: `rm` is how
-            // it goes, and the user must see it to know.
-            Err(e) => {
-                let problems = match &e {
-                    StoreError::Damaged { problems, .. } => problems.clone(),
-                    other => vec![other.to_string()],
-                };
-                warnings.push(e);
-                // Gone meanwhile (a concurrent `rm`): not running.
-                let running = running_init(&store, &name).ok().flatten();
-                (running, None, None, problems)
-            }
-        };
+        let (running, mode, created, problems) =
+            match store.open_box(&name).and_then(cowl_store::Opened::recover) {
+                Ok(b) => (
+                    b.running()?,
+                    Some(b.settings.mode.as_str()),
+                    Some(cowl_store::time::rfc3339(b.settings.created)),
+                    Vec::new(),
+                ),
+                // A damaged box is listed as such, not left out: `rm` is how
+                // it goes, and the user must see it to know.
+                Err(e) => {
+                    let problems = match &e {
+                        StoreError::Damaged { problems, .. } => problems.clone(),
+                        other => vec![other.to_string()],
+                    };
+                    warnings.push(e);
+                    // Gone meanwhile (a concurrent `rm`): not running.
+                    let running = running_init(&store, &name).ok().flatten();
+                    (running, None, None, problems)
+                }
+            };
         rows.push(BoxRow {
             name: name.to_string(),
             bytes: cowl_store::usage::allocated_bytes(&store.box_path(&name)),
@@ -176,7 +177,7 @@ pub(crate) fn ps(a: ListArgs) -> Result<i32> {
     let store = open_store()?;
     let mut rows = Vec::new();
     for name in store.list()? {
-        let Ok(b) = store.open_box(&name) else {
+        let Ok(b) = store.open_box(&name).and_then(cowl_store::Opened::recover) else {
             continue;
         };
         if let Some(s) = b.running()? {
@@ -284,7 +285,7 @@ pub(crate) fn stop(a: StopArgs) -> Result<i32> {
     }
     let store = open_store()?;
     let grace = Duration::from_secs_f64(a.grace);
-    let stopped = match store.open_box(&name) {
+    let stopped = match store.open_box(&name).and_then(cowl_store::Opened::recover) {
         Ok(b) => stop_box(&b, grace)?,
         // A damaged box that runs can still be stopped: by its state file,
         // and until its init and supervisor are gone.
@@ -463,7 +464,11 @@ fn remove_into(
 /// only with `tampered_too` (its error asks the user to inspect it first).
 fn remove_one(store: &Store, name: &BoxName, force: bool, tampered_too: bool) -> Result<bool> {
     if !tampered_too {
-        if let Err(e @ StoreError::Tampered { .. }) = store.open_box(name) {
+        // Recovered first: a commit a crash cut short takes back what it
+        // left on the host, even of a box about to go.
+        if let Err(e @ StoreError::Tampered { .. }) =
+            store.open_box(name).and_then(cowl_store::Opened::recover)
+        {
             return Err(e.into());
         }
     }

@@ -73,7 +73,7 @@ pub fn commit(a: CommitArgs) -> Result<i32> {
         .map(|p| normalize(&cwd.join(p)))
         .collect::<Result<_>>()?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let layout = BoxLayout::of(&store, &b)?;
 
     // Nothing of the box may move while we read it and write the host.

@@ -74,7 +74,7 @@ fn push_box(b: &BoxDir, url: &str, a: &PushOptions) -> Result<cowl_mirror::PushR
 pub fn push(a: PushArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let url = match a.url.clone().or_else(|| b.settings.mirror.clone()) {
         Some(u) => u,
         None => {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub fn netlog(a: NetlogArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     // The older log first (a run that starts the box's network moves a
     // log over its size aside), then the current one.
     let mut text = std::fs::read(netlog::older(&b.netlog())).unwrap_or_default();

@@ -281,7 +281,7 @@ impl Verdict {
 pub fn scan(a: ScanArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let only = match a.version.as_deref() {
         None => None,
         Some("live") => Some(Where::Live),
@@ -395,7 +395,7 @@ pub fn export(a: crate::cli::ExportArgs) -> Result<i32> {
     use std::io::Write;
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     // A running box is frozen while its live layer is read.
     let _still = if a.version.as_deref().is_none_or(|v| v == "live") {
         Some(crate::freeze::Still::hold(&b, "export")?)

@@ -27,7 +27,7 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
         return Err(usage("--system maps every id and needs root: run it with sudo, or drop --system for a rootless box"));
     }
     let store = open_store()?;
-    let existing = match store.open_box(&name) {
+    let existing = match store.open_box(&name).and_then(cowl_store::Opened::recover) {
         Ok(b) => Some(b),
         Err(StoreError::NoSuchBox { .. }) => None,
         Err(e) => return Err(e.into()),
@@ -131,7 +131,10 @@ pub(crate) fn run(a: RunArgs) -> Result<i32> {
 
     let (b, _created) = match existing {
         Some(b) => (b, false),
-        None => store.open_or_create(&name, mode)?,
+        None => {
+            let (opened, created) = store.open_or_create(&name, mode)?;
+            (opened.recover()?, created)
+        }
     };
     check_mode(&b, mode)?;
     let lease = match wait_for_box(&b)? {

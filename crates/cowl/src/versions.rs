@@ -85,7 +85,7 @@ impl BoxLayout {
 pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let message = a.message.clone().unwrap_or_else(|| "snapshot".into());
     // A running box's layer changes under our feet: the snapshot is taken
     // the moment its last process exits, never torn. Another holder of the
@@ -166,7 +166,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
 pub fn pin(a: PinArgs, pinned: bool) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let c = match history::pin(&b, a.version, pinned) {
         // A number the box does not have is a mistake in the command line.
         Err(e @ StoreError::NoSuchVersionOf { .. }) => return Err(usage(e.to_string())),
@@ -277,7 +277,7 @@ fn print_rows(rows: &[LogRow], indent: &str) {
 pub fn log(a: LogArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let _ops = b.ops_lock(false)?;
     if a.quarantine {
         #[derive(Serialize)]
@@ -354,7 +354,7 @@ fn parse_view(s: &str, newest: u64) -> Result<View> {
 pub fn diff(a: DiffArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let layout = BoxLayout::of(&store, &b)?;
     let _ops = b.ops_lock(false)?;
     // Layer paths only: no manifest needs reading to compare two views.
@@ -459,7 +459,7 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
 pub fn rollback(a: RollbackArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     if let Some(s) = b.running()? {
         if !a.stop {
             bail!(
@@ -507,7 +507,7 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
 pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = store.open_box(&name)?;
+    let b = store.open_box(&name)?.recover()?;
     let Some(_lock) = b.try_lock()? else {
         bail!("box {name} is running: squash it when it stops");
     };
@@ -526,7 +526,7 @@ pub fn squash_cmd(a: SquashArgs) -> Result<i32> {
 pub fn verify(a: VerifyArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
-    let b = match store.open_box(&name) {
+    let b = match store.open_box(&name).and_then(cowl_store::Opened::recover) {
         // The detail every other command points here for.
         Err(StoreError::Damaged { problems, .. }) => {
             eprintln!(
@@ -578,7 +578,7 @@ pub fn gc(a: GcArgs) -> Result<i32> {
     store.sweep();
     let mut total = 0;
     for name in store.list()? {
-        let b = match store.open_box(&name) {
+        let b = match store.open_box(&name).and_then(cowl_store::Opened::recover) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("cowl: warning: {e}");

@@ -200,15 +200,23 @@ mod tests {
             .exists());
     }
 
-    /// Opening the box is enough: it recovers before anything looks at it.
+    /// Opening a box writes nothing; its recovery step, which every
+    /// command that uses a box names, finishes what a crash left.
     #[test]
-    fn opening_a_box_recovers_it() {
+    fn opening_a_box_writes_nothing_and_its_recovery_step_finishes_it() {
         let s = Scratch::new("rec-open");
         write_live(&s.b, "cowl-history-test/a", "x");
         crash_at("snapshot:layer-moved", || snap(&s.b, "one"));
-        let b = s.store.open_box(s.b.name()).unwrap();
+        let left = names(&s.b.pending_dir());
+        assert!(!left.is_empty());
+        let opened = s.store.open_box(s.b.name()).unwrap();
+        assert!(opened.interrupted());
+        assert_eq!(names(&s.b.pending_dir()), left, "opening wrote");
+        let b = opened.recover().unwrap();
         assert_eq!(numbers(&b), [1]);
         assert_whole(&b);
+        let again = s.store.open_box(s.b.name()).unwrap();
+        assert!(!again.interrupted());
     }
 
     #[test]

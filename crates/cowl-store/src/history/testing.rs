@@ -34,9 +34,10 @@ impl Scratch {
         std::fs::create_dir_all(&dir).unwrap();
         let uid = std::fs::metadata(&dir).unwrap().uid();
         let store = Store::open(&dir.join("store"), uid).unwrap();
-        let (b, _) = store
+        let (opened, _) = store
             .open_or_create(&BoxName::new("b").unwrap(), Mode::Rootless)
             .unwrap();
+        let b = opened.recover().unwrap();
         Scratch { dir, store, b }
     }
 
