@@ -3,7 +3,7 @@
 //! private devpts, and a read-only /sys.
 
 use crate::error::SetupError;
-use crate::rootfs::{new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
+use crate::mountapi::{new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -69,7 +69,7 @@ fn restrict_proc(proc: &OwnedFd) -> std::io::Result<()> {
         "scsi",
     ] {
         let Ok(target) = at(name) else { continue };
-        crate::rootfs::cover(&target)?;
+        crate::mountapi::cover(&target)?;
     }
     Ok(())
 }

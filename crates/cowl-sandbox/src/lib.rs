@@ -15,6 +15,7 @@ pub mod join;
 mod kernelfs;
 pub mod landlock;
 pub mod limits;
+mod mountapi;
 pub mod mountinfo;
 pub mod net;
 pub mod netlog;

@@ -9,8 +9,8 @@
 //! keep the host's file: they use the host's resolver.
 
 use crate::error::SetupError;
+use crate::mountapi::{fd_path, InRoot, Warn, OPEN_TREE_CLONE};
 use crate::policy::NetMode;
-use crate::rootfs::{fd_path, InRoot, Warn, OPEN_TREE_CLONE};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;

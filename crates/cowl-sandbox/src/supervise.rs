@@ -139,7 +139,8 @@ fn job_of_a_shell() -> bool {
             return false;
         }
         if pg != group {
-            return sid == session;
+            // (0: a session led from outside this pid namespace.)
+            return sid == session && session > 0;
         }
         pid = parent;
     }

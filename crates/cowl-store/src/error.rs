@@ -94,7 +94,7 @@ pub enum StoreError {
     },
     /// A version asked for by number that the box does not have (versions
     /// are not always 1..N: squashes and rollbacks leave gaps).
-    #[error("box {name} has no version {version}: it has {} (`cowl log {name}` lists them)", crate::history::describe_numbers(.existing))]
+    #[error("box {name} has no version {version}: it has {} (`cowl log {name}` lists them)", describe_numbers(.existing))]
     NoSuchVersionOf {
         /// The box.
         name: String,
@@ -132,5 +132,34 @@ impl StoreError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| StoreError::Io { op, path, source }
+    }
+}
+
+/// Version numbers for a human, runs of consecutive ones as ranges:
+/// "versions 1-3, 5 and 9", "version 4", "no versions".
+pub fn describe_numbers(numbers: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == n => *last = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(a, z)| {
+            if a == z {
+                a.to_string()
+            } else {
+                format!("{a}-{z}")
+            }
+        })
+        .collect();
+    match (numbers.len(), text.as_slice()) {
+        (0, _) => "no versions".into(),
+        (1, [one]) => format!("version {one}"),
+        (_, [one]) => format!("versions {one}"),
+        (_, [init @ .., last]) => format!("versions {} and {last}", init.join(", ")),
+        (_, []) => "no versions".into(),
     }
 }

@@ -99,22 +99,10 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Puts back, in manifest entries of the layer at `root`, the modes the
-    /// directories have when not opened.
-    pub fn correct(&self, root: &Path, entries: &mut [crate::manifest::Entry]) {
-        if self.changed.is_empty() {
-            return;
-        }
-        let orig: std::collections::HashMap<&Path, u32> = self
-            .changed
-            .iter()
-            .map(|(p, m)| (p.as_path(), *m))
-            .collect();
-        for e in entries {
-            if let Some(m) = orig.get(root.join(&e.path).as_path()) {
-                e.mode = (e.mode & !0o7777) | m;
-            }
-        }
+    /// The directories opened for reading and the modes they have when
+    /// not opened (for `manifest::correct_modes`).
+    pub fn changed_modes(&self) -> &[(std::path::PathBuf, u32)] {
+        &self.changed
     }
 }
 

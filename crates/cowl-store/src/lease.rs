@@ -41,6 +41,8 @@ pub struct RunEnd {
 struct Request {
     message: String,
     pin: bool,
+    /// The claimed file.
+    claimed: PathBuf,
 }
 
 impl BoxDir {
@@ -55,49 +57,85 @@ impl BoxDir {
         })
     }
 
-    /// Where `cowl snapshot` of a running box leaves its request.
-    fn snapshot_request_path(&self) -> PathBuf {
-        self.path().join("snapshot-request.json")
+    /// The snapshot requests waiting for the run's end (`.json`) and those
+    /// an end claimed (`.claimed`), oldest first: one file each, named
+    /// `snapshot-request.<nanoseconds>-<pid>` by who asked.
+    fn snapshot_requests(&self, suffix: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                            n.starts_with("snapshot-request.") && n.ends_with(suffix)
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
-    /// Asks for a snapshot the moment the running box's run ends. Only
-    /// while the box's state file names a live run: its end, which removes
-    /// the state file before it claims requests, then sees this one.
-    pub fn request_snapshot(&self, message: &str, pin: bool) -> Result<(), StoreError> {
+    /// Asks for a snapshot the moment the running box's run ends; returns
+    /// the request, for [`BoxDir::withdraw_snapshot_request`]. Only while
+    /// the box's state file names a live run: its end, which removes the
+    /// state file before it claims requests, then sees this one.
+    pub fn request_snapshot(&self, message: &str, pin: bool) -> Result<PathBuf, StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = self.path().join(format!(
+            "snapshot-request.{now:024}-{}.json",
+            std::process::id()
+        ));
         let req = serde_json::json!({"message": message, "pin": pin});
-        write_atomic(&self.snapshot_request_path(), req.to_string().as_bytes())
+        write_atomic(&p, req.to_string().as_bytes())?;
+        Ok(p)
     }
 
     /// Takes back a request no run's end has claimed: true when it was
     /// still there (the caller, holding the box, takes the snapshot itself).
-    pub fn withdraw_snapshot_request(&self) -> Result<bool, StoreError> {
-        let p = self.snapshot_request_path();
-        match std::fs::remove_file(&p) {
+    pub fn withdraw_snapshot_request(&self, request: &Path) -> Result<bool, StoreError> {
+        match std::fs::remove_file(request) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::io("remove", &p)(e)),
+            Err(e) => Err(StoreError::io("remove", request)(e)),
         }
     }
 
-    /// Where a claimed request waits until its snapshot is taken.
-    fn claimed_request_path(&self) -> PathBuf {
-        self.path().join("snapshot-request.claimed")
+    /// After a snapshot taken by a command that holds the box: requests
+    /// left unclaimed (their run died before its end) are for changes this
+    /// snapshot holds, and are dropped rather than applied to a later run.
+    pub fn drop_snapshot_requests(&self) {
+        for p in self.snapshot_requests(".json") {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
-    /// Claims the pending snapshot request, if any, by renaming it away so
+    /// Claims the oldest snapshot request, if any, by renaming it away so
     /// that one written meanwhile stays for the next claim. (A claim a
     /// crash or a failed snapshot left is taken again first.) The claim is
     /// let go by `release_claim` once its snapshot is taken.
     fn claim_snapshot_request(&self) -> Result<Option<Request>, StoreError> {
-        let claimed = self.claimed_request_path();
-        if std::fs::symlink_metadata(&claimed).is_err() {
-            let p = self.snapshot_request_path();
-            match std::fs::rename(&p, &claimed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(StoreError::io("rename", &p)(e)),
+        let claimed = match self.snapshot_requests(".claimed").into_iter().next() {
+            Some(c) => c,
+            None => {
+                let Some(p) = self.snapshot_requests(".json").into_iter().next() else {
+                    return Ok(None);
+                };
+                let c = p.with_extension("claimed");
+                match std::fs::rename(&p, &c) {
+                    Ok(()) => c,
+                    // Taken back meanwhile by the command that asked.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return self.claim_snapshot_request()
+                    }
+                    Err(e) => return Err(StoreError::io("rename", &p)(e)),
+                }
             }
-        }
+        };
         let r: serde_json::Value = std::fs::read(&claimed)
             .ok()
             .and_then(|t| serde_json::from_slice(&t).ok())
@@ -105,17 +143,17 @@ impl BoxDir {
         Ok(Some(Request {
             message: r["message"].as_str().unwrap_or("snapshot").to_owned(),
             pin: r["pin"].as_bool().unwrap_or(false),
+            claimed,
         }))
     }
 
     /// Lets go of a claimed request: its snapshot is taken (or there was
     /// nothing to take). A request whose snapshot failed stays claimed and
     /// is taken by the next run's end.
-    fn release_claim(&self) -> Result<(), StoreError> {
-        let p = self.claimed_request_path();
-        match std::fs::remove_file(&p) {
+    fn release_claim(&self, claimed: &Path) -> Result<(), StoreError> {
+        match std::fs::remove_file(claimed) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StoreError::io("remove", &p)(e))
+                Err(StoreError::io("remove", claimed)(e))
             }
             _ => Ok(()),
         }
@@ -186,7 +224,7 @@ impl RunLease<'_> {
         // A `cowl snapshot` made while this one is taken is claimed next.
         loop {
             let claim = b.claim_snapshot_request()?;
-            let claimed = claim.is_some();
+            let claimed = claim.as_ref().map(|r| r.claimed.clone());
             let (message, made, pin) = match claim {
                 Some(r) => (r.message, Made::Snapshot, r.pin),
                 None if !tried && b.settings.snapshot == SnapshotPolicy::OnExit => (
@@ -213,8 +251,8 @@ impl RunLease<'_> {
                     Err(e) => return Err(e),
                 }
             }
-            if claimed {
-                b.release_claim()?;
+            if let Some(c) = claimed {
+                b.release_claim(&c)?;
             }
         }
         if !tried {

@@ -350,6 +350,22 @@ pub fn owner_map_text(((fu, fg), (tu, tg)): OwnerMap) -> String {
     format!("{fu}:{fg} {tu}:{tg}\n")
 }
 
+/// Puts back, in manifest entries of the layer at `root`, the modes its
+/// directories have when not opened for reading.
+pub fn correct_modes(opened: &crate::layer::Opened, root: &Path, entries: &mut [Entry]) {
+    let changed = opened.changed_modes();
+    if changed.is_empty() {
+        return;
+    }
+    let orig: std::collections::HashMap<&Path, u32> =
+        changed.iter().map(|(p, m)| (p.as_path(), *m)).collect();
+    for e in entries {
+        if let Some(m) = orig.get(root.join(&e.path).as_path()) {
+            e.mode = (e.mode & !0o7777) | m;
+        }
+    }
+}
+
 /// Like `verify_layer`, with the manifest's owner read through `map`.
 pub fn verify_layer_mapped(
     root: &Path,
@@ -371,7 +387,7 @@ pub fn verify_layer_mapped(
     };
     let opened = crate::layer::open_for_reading(record_dir, &[root]);
     let mut now = scan_layer(root)?;
-    opened.correct(root, &mut now);
+    correct_modes(&opened, root, &mut now);
     drop(opened);
     // A socket file is left out of mirrors (a tar cannot hold one, and no
     // process listens on it once its run ended): it is not compared.

@@ -131,7 +131,7 @@ fn squash_range(
     let entries = {
         let opened = crate::layer::open_for_reading(&b.path().join("pending"), &[merged.as_path()]);
         let mut e = scan_layer(&merged)?;
-        opened.correct(&merged, &mut e);
+        crate::manifest::correct_modes(&opened, &merged, &mut e);
         e
     };
     let top = range.last().map(|v| &v.manifest.body);
@@ -194,6 +194,8 @@ fn squash_range(
     // The merged layer is on disk before anything says it is ready: after
     // a power loss, roll-forward removes the versions it replaces.
     sync_merged(&stage.join("new"))?;
+    sync_dir(&stage);
+    sync_dir(&b.pending_dir());
     // The commit point: from here on, recovery rolls forward.
     let plan = serde_json::json!({"first": first, "last": last});
     write_atomic(&stage.join("ready"), plan.to_string().as_bytes())?;

@@ -112,7 +112,7 @@ pub fn findings(b: &BoxDir, scope: Scope, with: Option<&str>) -> Result<Vec<Row>
         let every = [upper.as_path()];
         let opened = cowl_store::layer::open_for_reading(&b.pending_dir(), &every);
         let mut entries = scan_layer(&upper)?;
-        opened.correct(&upper, &mut entries);
+        cowl_store::manifest::correct_modes(&opened, &upper, &mut entries);
         drop(opened);
         if !entries.is_empty() {
             parts.push((Where::Live, upper.clone(), entries, Vec::new()));

@@ -82,6 +82,13 @@ impl BoxLayout {
     }
 }
 
+/// Whether the box's state file names a run whose init still lives (a
+/// state file a crash left names a dead or reused pid).
+fn live_run(b: &BoxDir) -> bool {
+    b.read_state()
+        .is_some_and(|s| cowl_sandbox::sys::process_start_ticks(s.pid) == Some(s.start_ticks))
+}
+
 pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     let name = box_name(&a.name)?;
     let store = open_store()?;
@@ -90,26 +97,27 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
     // A running box's layer changes under our feet: the snapshot is taken
     // the moment its last process exits, never torn. Another holder of the
     // box (a run starting or ending, a pull, a push) is waited for.
-    let mut requested = false;
+    let mut requested: Option<PathBuf> = None;
     let mut said_waiting = false;
     let lock = loop {
         if let Some(lock) = b.try_lock()? {
-            if requested && !b.withdraw_snapshot_request()? {
-                eprintln!(
-                    "cowl: box {name} stopped meanwhile and its run's end took the request (`cowl log {name}`)"
-                );
-                return Ok(0);
+            if let Some(r) = &requested {
+                if !b.withdraw_snapshot_request(r)? {
+                    eprintln!(
+                        "cowl: box {name} stopped meanwhile and its run's end took the request (`cowl log {name}`)"
+                    );
+                    return Ok(0);
+                }
             }
             break lock;
         }
-        if b.read_state().is_some() {
-            if !requested {
-                b.request_snapshot(&message, a.pin)?;
-                requested = true;
+        if live_run(&b) {
+            if requested.is_none() {
+                requested = Some(b.request_snapshot(&message, a.pin)?);
             }
             // Still running once the request is there: its end claims it,
             // as it removes the state file before it looks.
-            if b.read_state().is_some() {
+            if live_run(&b) {
                 eprintln!("cowl: box {name} is running: the snapshot will be taken when it stops");
                 return Ok(0);
             }
@@ -132,6 +140,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
             l,
         )
     })?;
+    b.drop_snapshot_requests();
     drop(lock);
     if made.is_some() {
         crate::mirror::after_snapshot(&b);

@@ -180,19 +180,20 @@ fn a_snapshot_of_a_busy_box_waits_and_of_a_running_box_is_taken_at_its_end() {
     w.ok("b", "true");
     w.ok("b", "echo 1 > f");
     let lock = w.store.join("boxes/b/lock");
+    let held = w.store.join("held");
     let mut holder = std::process::Command::new("flock")
         .arg(&lock)
-        .args(["sleep", "1"])
+        .args(["sh", "-c", "touch \"$0\"; exec sleep 2"])
+        .arg(&held)
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_until(|| held.exists());
     let out = w.cmd(&["snapshot", "-m", "busy", "--pin", "b"]);
     assert_success(&out, "snapshot of a busy box");
     assert!(stderr(&out).contains("waiting"), "{}", stderr(&out));
     holder.wait().unwrap();
     let log = json(&w, &["log", "--json", "b"]);
     assert_eq!(log[0]["pinned"], true, "{log}");
-    assert!(!w.store.join("boxes/b/snapshot-request.json").exists());
     // One made while the box runs is taken when it stops.
     let child = w
         .cowl()
@@ -211,14 +212,19 @@ fn a_snapshot_of_a_busy_box_waits_and_of_a_running_box_is_taken_at_its_end() {
         .join("boxes/b/live/upper")
         .join(w.host().strip_prefix("/").unwrap())
         .join("g");
-    wait_until(|| g.exists());
+    wait_until(|| g.exists() && w.store.join("boxes/b/state").exists());
     let out = w.cmd(&["snapshot", "-m", "asked", "b"]);
+    assert!(stderr(&out).contains("when it stops"), "{}", stderr(&out));
+    // A second request keeps the first: the version is the first's, the
+    // second's pin pins it.
+    let out = w.cmd(&["snapshot", "-m", "second", "--pin", "b"]);
     assert!(stderr(&out).contains("when it stops"), "{}", stderr(&out));
     // A joined run that its end could cut short: its status is not looked at.
     let _ = w.cmd(&["run", "b", "--", "touch", "end"]);
     assert!(child.wait_with_output().unwrap().status.success());
     let log = json(&w, &["log", "--json", "b"]);
     assert_eq!(log[0]["message"], "asked", "{log}");
+    assert_eq!(log[0]["pinned"], true, "{log}");
 }
 
 #[test]

@@ -5,19 +5,32 @@
 
 use super::*;
 
+/// The directories every layer of one start uses: the box's directory,
+/// the live upper, the work directory, an empty directory and the scratch
+/// tmpfs of the new root.
+pub(super) struct Dirs<'a> {
+    pub(super) box_fd: &'a OwnedFd,
+    pub(super) upper: &'a Upper,
+    pub(super) work: &'a OwnedFd,
+    pub(super) empty: &'a OwnedFd,
+    pub(super) scratch: &'a OwnedFd,
+}
+
 /// Creates (without mounting) the overlay for one layer.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn make_layer(
     plan: &Plan,
     caller: Caller,
     l: &LayerMount,
     index: usize,
-    box_fd: &OwnedFd,
-    upper: &Upper,
-    work: &OwnedFd,
-    empty: &OwnedFd,
-    scratch: &OwnedFd,
+    dirs: &Dirs,
 ) -> Result<OwnedFd, SetupError> {
+    let Dirs {
+        box_fd,
+        upper,
+        work,
+        empty,
+        scratch,
+    } = *dirs;
     let op = |what: &'static str| {
         let path = l.path.clone();
         move |source| SetupError::Mount { what, path, source }

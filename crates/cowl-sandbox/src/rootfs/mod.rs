@@ -13,16 +13,15 @@ use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
 use crate::policy::{Durability, Mode};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use libc::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 mod layer;
-use layer::{copy_attrs, make_layer};
+use layer::{copy_attrs, make_layer, Dirs};
 
-pub(crate) const OPEN_TREE_CLONE: u32 = 1;
-pub(crate) const AT_RECURSIVE: u32 = 0x8000;
+pub use crate::mountapi::Warn;
+use crate::mountapi::{c, cover, fd_path, new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
 
 /// Ids of the caller, for giving new upper directories the rights the caller
 /// has on the host directory they cover.
@@ -54,18 +53,6 @@ impl Upper {
         made.clear();
     }
 }
-
-pub(crate) fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
-fn c(s: &str) -> CString {
-    // Callers pass literals and formatted paths without NUL.
-    CString::new(s).unwrap_or_default()
-}
-
-/// Warnings the box's init sends to the supervisor to print.
-pub type Warn<'a> = &'a mut dyn FnMut(String);
 
 /// Builds the root and pivots into it.
 pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<(), SetupError> {
@@ -197,6 +184,13 @@ fn build_view(
     // another's upper must exist before that other one, or the kernel reports
     // the inner upper as in use.
     let mut fallen_back: Vec<PathBuf> = Vec::new();
+    let dirs = Dirs {
+        box_fd,
+        upper,
+        work,
+        empty: &empty,
+        scratch: &scratch,
+    };
     let mut mounted: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.layers.len());
     for _ in &plan.layers {
         mounted.push(None);
@@ -213,7 +207,7 @@ fn build_view(
             // A bind of the host's, made when it is attached.
             continue;
         }
-        match make_layer(plan, caller, l, i, box_fd, upper, work, &empty, &scratch) {
+        match make_layer(plan, caller, l, i, &dirs) {
             Ok(fd) => mounted[i] = Some(fd),
             // A box directory tampered with is refused, never worked around.
             Err(e @ SetupError::Tampered { .. }) => return Err(e),
@@ -324,21 +318,6 @@ fn build_view(
     Ok(())
 }
 
-/// A new, detached filesystem mount of `fstype` with string options.
-pub(crate) fn new_fs(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> std::io::Result<OwnedFd> {
-    let fs = sys::fsopen(&c(fstype))?;
-    for (k, v) in opts {
-        sys::fsconfig(
-            fs.as_raw_fd(),
-            sys::FSCONFIG_SET_STRING,
-            Some(&c(k)),
-            Some(&c(v)),
-        )?;
-    }
-    sys::fsconfig(fs.as_raw_fd(), sys::FSCONFIG_CMD_CREATE, None, None)?;
-    sys::fsmount(fs.as_raw_fd(), attrs)
-}
-
 /// Binds the host's `path` onto `target`, read-only (recursively for a tree).
 fn bind_host(path: &Path, target: &OwnedFd, recursive: bool) -> std::io::Result<()> {
     let flags = OPEN_TREE_CLONE | if recursive { AT_RECURSIVE } else { 0 };
@@ -363,26 +342,6 @@ fn mask(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     cover(&target)
-}
-
-/// Covers what `target` refers to with nothing readable: an empty
-/// read-only filesystem over a directory, /dev/null (read-only) over
-/// anything else.
-pub(crate) fn cover(target: &OwnedFd) -> std::io::Result<()> {
-    let is_dir = std::fs::metadata(fd_path(target)).map(|m| m.is_dir())?;
-    let ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    let fs = if is_dir {
-        new_fs("tmpfs", &[("mode", "0"), ("size", "4k")], ro)?
-    } else {
-        let null = sys::open_tree(libc::AT_FDCWD, Path::new("/dev/null"), OPEN_TREE_CLONE)?;
-        sys::mount_setattr(
-            null.as_raw_fd(),
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-            false,
-        )?;
-        null
-    };
-    sys::move_mount_fd(fs.as_raw_fd(), target.as_raw_fd())
 }
 
 /// Binds the host's `path` read-only at the same place in the box, making
@@ -428,5 +387,3 @@ fn bind_through(path: &Path, in_root: &InRoot) -> std::io::Result<()> {
     )?;
     sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
 }
-
-pub(crate) type InRoot<'a> = dyn Fn(&Path, i32) -> std::io::Result<OwnedFd> + 'a;

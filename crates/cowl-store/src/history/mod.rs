@@ -131,34 +131,7 @@ impl BoxDir {
     }
 }
 
-/// Version numbers for a human, runs of consecutive ones as ranges:
-/// "versions 1-3, 5 and 9", "version 4", "no versions".
-pub fn describe_numbers(numbers: &[u64]) -> String {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for &n in numbers {
-        match runs.last_mut() {
-            Some((_, last)) if *last + 1 == n => *last = n,
-            _ => runs.push((n, n)),
-        }
-    }
-    let text: Vec<String> = runs
-        .iter()
-        .map(|&(a, z)| {
-            if a == z {
-                a.to_string()
-            } else {
-                format!("{a}-{z}")
-            }
-        })
-        .collect();
-    match (numbers.len(), text.as_slice()) {
-        (0, _) => "no versions".into(),
-        (1, [one]) => format!("version {one}"),
-        (_, [one]) => format!("versions {one}"),
-        (_, [init @ .., last]) => format!("versions {} and {last}", init.join(", ")),
-        (_, []) => "no versions".into(),
-    }
-}
+pub use crate::error::describe_numbers;
 
 /// The versions' numbers and directories, oldest first, without reading
 /// any manifest.

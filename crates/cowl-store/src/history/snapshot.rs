@@ -68,7 +68,7 @@ pub fn snapshot(
     let number = newest.as_ref().map_or(1, |m| m.0 + 1);
     prune_structural(&upper, Path::new("/"), layout.structural)?;
     let mut entries = scan_layer(&upper)?;
-    opened.correct(&upper, &mut entries);
+    crate::manifest::correct_modes(&opened, &upper, &mut entries);
     let bytes = entries
         .iter()
         .filter(|e| e.kind == crate::layer::EntryKind::File)
