@@ -227,3 +227,66 @@ print(b'tick' in first, b'JOB-STOPPED' in stop, b'tick' in again, b'wrapper-done
         stderr(&out)
     );
 }
+
+#[test]
+fn a_job_started_in_the_background_reads_its_terminal_once_brought_forward() {
+    // `cowl run b -- … &` then `fg`: a shell brings a running job to the
+    // foreground without a signal. cowl then reads the terminal for the
+    // box (and puts it in raw mode), though nothing woke it.
+    let w = World::new("bg-fg");
+    let py = r#"
+import os, pty, sys, time, signal, select
+cowl = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    job = os.fork()
+    if job == 0:
+        os.setpgid(0, 0)
+        os.execv(cowl, [cowl, "run", "b", "--", "sh", "-c", "echo started; read line; echo got-$line"])
+    os.setpgid(job, job)
+    # In the background: the shell keeps the terminal.
+    time.sleep(2)
+    print("FG", flush=True)
+    os.tcsetpgrp(0, job)
+    _, st = os.waitpid(job, 0)
+    os.tcsetpgrp(0, os.getpgrp())
+    os._exit(0)
+def read_for(t):
+    out = b''
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    return out
+def read_until(word, t):
+    out = b''
+    end = time.time() + t
+    while word not in out and time.time() < end:
+        out += read_for(0.1)
+    return out
+out = read_until(b'FG', 20)
+time.sleep(0.5)
+os.write(fd, b'hello\r')
+out += read_until(b'got-hello', 10)
+end = time.time() + 10
+while time.time() < end:
+    p, _ = os.waitpid(pid, os.WNOHANG)
+    if p == pid:
+        break
+    read_for(0.05)
+print(b'started' in out, b'got-hello' in out)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", py, cowl_bin().to_str().unwrap()])
+        .env("COWL_HOME", &w.store)
+        .current_dir(w.host())
+        .output()
+        .unwrap();
+    assert_success(&out, "pty driver");
+    assert_eq!(stdout(&out).trim(), "True True", "{}", stderr(&out));
+}
