@@ -136,7 +136,11 @@ pub(crate) const RULES: Table = Table {
             id: "persistence.ssh-keys",
             severity: Severity::High,
             kinds: Kinds::Written,
-            matcher: AnyOf(&[Within(".ssh/authorized_keys"), Is(".ssh/rc")]),
+            matcher: AnyOf(&[
+                Within(".ssh/authorized_keys"),
+                Within(".ssh/authorized_keys2"),
+                Is(".ssh/rc"),
+            ]),
             detail: Detail::Text("ssh login key or rc"),
         },
         Rule {

@@ -46,6 +46,7 @@ fn persistence_in_a_home_is_high() {
     let got = rules(&[
         e("home/u/.bashrc", EntryKind::File, 0o100644),
         e("home/u/.ssh/authorized_keys", EntryKind::File, 0o100600),
+        e("home/u/.ssh/authorized_keys2", EntryKind::File, 0o100600),
         e(
             "home/u/.config/autostart/x.desktop",
             EntryKind::File,
@@ -67,6 +68,7 @@ fn persistence_in_a_home_is_high() {
         names,
         [
             "persistence.shell-rc",
+            "persistence.ssh-keys",
             "persistence.ssh-keys",
             "persistence.autostart",
             "persistence.systemd",
