@@ -29,6 +29,44 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// What every pty driver below shares: `read_for(t)` reads the terminal's
+/// master `fd` for `t` seconds, `read_until(word, t)` until `word` shows.
+const PTY_HELPERS: &str = r#"
+def read_for(t):
+    out = b''
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    return out
+def read_until(word, t):
+    out = b''
+    end = time.time() + t
+    while word not in out and time.time() < end:
+        out += read_for(0.1)
+    return out
+"#;
+
+/// Runs the Python pty driver `py` (cowl's path as its argv[1]), the
+/// helpers above defined first.
+fn pty_driver(w: &World, py: &str) -> std::process::Output {
+    let imports = "import os, pty, sys, time, signal, select\n";
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("{imports}{PTY_HELPERS}{py}"),
+            cowl_bin().to_str().unwrap(),
+        ])
+        .env("COWL_HOME", &w.store)
+        .current_dir(w.host())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn sigtstp_stops_the_app_and_cowl_and_sigcont_resumes_both() {
     // Stdout a pipe: the app has no terminal; a Ctrl-Z on the caller's
@@ -100,17 +138,6 @@ cowl = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(cowl, [cowl, "run", "b", "--", "sh", "-c", "while true; do echo tick; sleep 0.05; done"])
-def read_for(t):
-    out = b''
-    end = time.time() + t
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(fd, 4096)
-            except OSError:
-                break
-    return out
 first = b''
 end = time.time() + 20
 while b'tick' not in first and time.time() < end:
@@ -139,12 +166,7 @@ while time.time() < end:
     read_for(0.05)
 print(b'tick' in first, stopped, quiet.count(b'tick'), again.count(b'tick') > 3, code)
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", py, cowl_bin().to_str().unwrap()])
-        .env("COWL_HOME", &w.store)
-        .current_dir(w.host())
-        .output()
-        .unwrap();
+    let out = pty_driver(&w, py);
     assert_success(&out, "pty driver");
     assert_eq!(
         stdout(&out).trim(),
@@ -182,23 +204,6 @@ if pid == 0:
     os.killpg(job, signal.SIGCONT)
     _, st = os.waitpid(job, 0)
     os._exit(0)
-def read_for(t):
-    out = b''
-    end = time.time() + t
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(fd, 4096)
-            except OSError:
-                break
-    return out
-def read_until(word, t):
-    out = b''
-    end = time.time() + t
-    while word not in out and time.time() < end:
-        out += read_for(0.1)
-    return out
 first = read_until(b'tick', 20)
 os.write(fd, b'\x1a')
 stop = read_until(b'JOB-', 10)
@@ -213,12 +218,7 @@ while time.time() < end:
     read_for(0.05)
 print(b'tick' in first, b'JOB-STOPPED' in stop, b'tick' in again, b'wrapper-done' in rest)
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", py, cowl_bin().to_str().unwrap()])
-        .env("COWL_HOME", &w.store)
-        .current_dir(w.host())
-        .output()
-        .unwrap();
+    let out = pty_driver(&w, py);
     assert_success(&out, "pty driver");
     assert_eq!(
         stdout(&out).trim(),
@@ -252,23 +252,6 @@ if pid == 0:
     _, st = os.waitpid(job, 0)
     os.tcsetpgrp(0, os.getpgrp())
     os._exit(0)
-def read_for(t):
-    out = b''
-    end = time.time() + t
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(fd, 4096)
-            except OSError:
-                break
-    return out
-def read_until(word, t):
-    out = b''
-    end = time.time() + t
-    while word not in out and time.time() < end:
-        out += read_for(0.1)
-    return out
 out = read_until(b'FG', 20)
 time.sleep(0.5)
 os.write(fd, b'hello\r')
@@ -281,12 +264,7 @@ while time.time() < end:
     read_for(0.05)
 print(b'started' in out, b'got-hello' in out)
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", py, cowl_bin().to_str().unwrap()])
-        .env("COWL_HOME", &w.store)
-        .current_dir(w.host())
-        .output()
-        .unwrap();
+    let out = pty_driver(&w, py);
     assert_success(&out, "pty driver");
     assert_eq!(stdout(&out).trim(), "True True", "{}", stderr(&out));
 }
