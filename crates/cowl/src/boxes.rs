@@ -2,7 +2,7 @@
 //! and `rm`, and stopping a box's run (also asked by rollback).
 
 use crate::cli::{ConfigArgs, ListArgs, RmArgs, StopArgs};
-use crate::common::{box_name, human_bytes, open_store, store_root, usage};
+use crate::common::{alive, box_name, human_bytes, open_store, store_root, usage};
 use crate::policy::{check_syscall_names, effective_hidden};
 use anyhow::{bail, Result};
 use cowl_sandbox::sys;
@@ -218,11 +218,6 @@ pub(crate) fn stop_box(b: &BoxDir, grace: Duration) -> Result<bool> {
     }
     stop_init(b.name(), &s, grace, || Ok(b.try_lock()?.is_some()))?;
     Ok(true)
-}
-
-/// Whether the init a state file names still runs (not a reused pid).
-fn alive(s: &RunState) -> bool {
-    sys::process_start_ticks(s.pid) == Some(s.start_ticks)
 }
 
 /// Whether process `pid` has ended: gone, or a zombie waiting for its

@@ -51,3 +51,8 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Whether the init a state file names still runs (not a reused pid).
+pub(crate) fn alive(s: &cowl_store::RunState) -> bool {
+    cowl_sandbox::sys::process_start_ticks(s.pid) == Some(s.start_ticks)
+}

@@ -353,7 +353,7 @@ fn wait_for_box(b: &BoxDir) -> Result<Holder> {
             return Ok(Holder::Free(lock));
         }
         if let Some(s) = b.read_state() {
-            if sys::process_start_ticks(s.pid) == Some(s.start_ticks) {
+            if crate::common::alive(&s) {
                 return Ok(Holder::Running(s));
             }
         }

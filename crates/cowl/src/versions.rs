@@ -85,8 +85,7 @@ impl BoxLayout {
 /// Whether the box's state file names a run whose init still lives (a
 /// state file a crash left names a dead or reused pid).
 fn live_run(b: &BoxDir) -> bool {
-    b.read_state()
-        .is_some_and(|s| cowl_sandbox::sys::process_start_ticks(s.pid) == Some(s.start_ticks))
+    b.read_state().is_some_and(|s| crate::common::alive(&s))
 }
 
 pub fn snapshot(a: SnapshotArgs) -> Result<i32> {
