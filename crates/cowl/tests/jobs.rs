@@ -29,8 +29,20 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The app the stop tests stop: one process that prints a line every 50 ms.
+/// (Not a shell loop around `sleep`: a Ctrl-Z that lands between dash's
+/// vfork and the child's exec stops the child, and dash itself stays in
+/// vfork, not stopped, until continued. That is so without cowl as well,
+/// and the test would wait for a stop that never comes.)
+const TICKER: [&str; 3] = [
+    "python3",
+    "-c",
+    "import time\nwhile True:\n print('tick', flush=True)\n time.sleep(0.05)",
+];
+
 /// What every pty driver below shares: `read_for(t)` reads the terminal's
-/// master `fd` for `t` seconds, `read_until(word, t)` until `word` shows.
+/// master `fd` for `t` seconds, `read_until(word, t)` until `word` shows;
+/// `TICKER` is the argv above.
 const PTY_HELPERS: &str = r#"
 def read_for(t):
     out = b''
@@ -55,10 +67,11 @@ def read_until(word, t):
 /// helpers above defined first.
 fn pty_driver(w: &World, py: &str) -> std::process::Output {
     let imports = "import os, pty, sys, time, signal, select\n";
+    let ticker = format!("TICKER = {TICKER:?}\n");
     std::process::Command::new("python3")
         .args([
             "-c",
-            &format!("{imports}{PTY_HELPERS}{py}"),
+            &format!("{imports}{ticker}{PTY_HELPERS}{py}"),
             cowl_bin().to_str().unwrap(),
         ])
         .env("COWL_HOME", &w.store)
@@ -74,14 +87,8 @@ fn sigtstp_stops_the_app_and_cowl_and_sigcont_resumes_both() {
     let w = World::new("tstp");
     let mut child = w
         .cowl()
-        .args([
-            "run",
-            "b",
-            "--",
-            "sh",
-            "-c",
-            "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i; sleep 0.02; done",
-        ])
+        .args(["run", "b", "--"])
+        .args(TICKER)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -137,7 +144,7 @@ import os, pty, sys, time, signal, select
 cowl = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(cowl, [cowl, "run", "b", "--", "sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+    os.execv(cowl, [cowl, "run", "b", "--"] + TICKER)
 first = b''
 end = time.time() + 20
 while b'tick' not in first and time.time() < end:
@@ -193,7 +200,7 @@ if pid == 0:
     job = os.fork()
     if job == 0:
         os.setpgid(0, 0)
-        os.execv("/bin/sh", ["sh", "-c", '"$0" run b -- sh -c "while true; do echo tick; sleep 0.05; done"; echo wrapper-done', cowl])
+        os.execv("/bin/sh", ["sh", "-c", '"$0" run b -- "$@"; echo wrapper-done', cowl] + TICKER)
     os.setpgid(job, job)
     os.tcsetpgrp(0, job)
     _, st = os.waitpid(job, os.WUNTRACED)
