@@ -2,7 +2,7 @@
 //! directories, the store, and every path the policy hides; resolved on the
 //! host and given to the overlays that show them, to be whited out there.
 
-use crate::plan::{Base, LayerMount};
+use crate::view::{Base, LayerMount};
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
@@ -181,7 +181,7 @@ pub(crate) fn assign_hidden(layers: &mut [LayerMount], hidden: &[PathBuf]) -> Ve
         let deepest = layers
             .iter_mut()
             .filter(|l| l.path != *h && h.starts_with(&l.path))
-            .max_by_key(|l| crate::plan::depth(&l.path));
+            .max_by_key(|l| crate::view::depth(&l.path));
         match deepest {
             Some(l) if l.base == Base::Host => {
                 if let Ok(rel) = h.strip_prefix(&l.path) {

@@ -36,6 +36,7 @@ pub mod stdio;
 mod supervise;
 pub mod sys;
 pub mod trace;
+pub mod view;
 
 pub use error::{SandboxError, SetupError};
 pub use plan::{Plan, Spec};

@@ -20,7 +20,7 @@
 
 use crate::hidden::is_hidden;
 use crate::hostmounts::{HostMount, MountClass};
-use crate::plan::{
+use crate::view::{
     layer, Base, LayerMount, SkeletonEntry, SkeletonKind, PRIVATE_DIRS, SPECIAL_DIRS,
 };
 use std::collections::BTreeMap;
@@ -61,7 +61,7 @@ pub(crate) fn privileged(
     // Shallowest first: a read-only bind carries the mounts below it.
     let mut bound: Vec<PathBuf> = Vec::new();
     for (p, class) in &c {
-        if crate::plan::is_under_any(p, &PRIVATE_DIRS)
+        if crate::view::is_under_any(p, &PRIVATE_DIRS)
             || under_store(p, stores)
             || is_hidden(p, hidden)
             || bound.iter().any(|b| p.starts_with(b))
@@ -151,7 +151,7 @@ pub(crate) fn rootless(
         let p = Path::new(p);
         if p.parent() == Some(Path::new("/")) && !out.iter().any(|l| l.path == p) {
             entries.push(SkeletonEntry {
-                name: crate::plan::rel(p),
+                name: crate::view::rel(p),
                 kind: SkeletonKind::Dir {
                     mode: 0o1777,
                     uid: 0,

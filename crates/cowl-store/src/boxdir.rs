@@ -11,12 +11,18 @@
 //!   state           the running init's pid (JSON)
 //! ```
 
-use crate::structure::BOX_DIRS;
+pub use crate::fsutil::{remove_beneath, remove_tree, write_atomic};
+pub(crate) use crate::fsutil::{replace_file, sync_dir};
 use crate::{BoxName, BoxSettings, Mode, RunState, StoreError};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// The directories every box has, relative to the box directory.
+pub(crate) const BOX_DIRS: [&str; 4] = ["live", "live/work", "versions", "mnt"];
+
+/// The files every box has, relative to the box directory.
+pub(crate) const BOX_FILES: [&str; 2] = ["box.toml", "lock"];
 
 /// errno values of a rename onto an existing directory.
 const ENOTEMPTY: i32 = 39;
@@ -216,48 +222,6 @@ impl Store {
             }
         }
     }
-
-    pub(crate) fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
-        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
-        let what = if md.file_type().is_symlink() {
-            Some("a symlink where a directory should be".to_owned())
-        } else if !md.is_dir() {
-            Some("not a directory".to_owned())
-        } else if md.uid() != self.uid {
-            Some(format!("owned by uid {} instead of {}", md.uid(), self.uid))
-        } else {
-            None
-        };
-        match what {
-            None => Ok(()),
-            Some(what) => Err(StoreError::Tampered {
-                name: name.map(|n| n.to_string()).unwrap_or_else(|| "BOX".into()),
-                path: path.to_owned(),
-                what,
-            }),
-        }
-    }
-
-    pub(crate) fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
-        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
-        let what = if md.file_type().is_symlink() {
-            Some("a symlink where a file should be".to_owned())
-        } else if !md.is_file() {
-            Some("not a regular file".to_owned())
-        } else if md.uid() != self.uid {
-            Some(format!("owned by uid {} instead of {}", md.uid(), self.uid))
-        } else {
-            None
-        };
-        match what {
-            None => Ok(()),
-            Some(what) => Err(StoreError::Tampered {
-                name: name.to_string(),
-                path: path.to_owned(),
-                what,
-            }),
-        }
-    }
 }
 
 /// One box's directory and settings.
@@ -269,35 +233,13 @@ pub struct BoxDir {
     pub settings: BoxSettings,
 }
 
-/// A box as [`Store::open_box`] found it, before recovery.
+/// A box as [`Store::open_box`] found it, before recovery (its step,
+/// `recover`, is in `history::recovery`).
 #[derive(Debug)]
 #[must_use = "a box is used once `recover` has finished what a crash interrupted"]
 pub struct Opened {
-    b: BoxDir,
-    interrupted: bool,
-}
-
-impl Opened {
-    /// The recovery step: a store operation a crash interrupted (a
-    /// snapshot, commit, rollback, squash, gc or pull) is finished or
-    /// undone under the exclusive operations lock, then the versions are
-    /// checked. This writes to the box only when something was interrupted.
-    pub fn recover(self) -> Result<BoxDir, StoreError> {
-        let b = self.b;
-        if self.interrupted {
-            {
-                let _ops = b.ops_lock(true)?;
-                crate::history::recover(&b)?;
-            }
-            b.check_versions()?;
-        }
-        Ok(b)
-    }
-
-    /// Whether a crash interrupted a store operation on the box.
-    pub fn interrupted(&self) -> bool {
-        self.interrupted
-    }
+    pub(crate) b: BoxDir,
+    pub(crate) interrupted: bool,
 }
 
 /// Held while a box runs: an exclusive `flock` on its `lock` file. The
@@ -358,24 +300,6 @@ impl BoxDir {
     /// The directory the box's root is assembled on.
     pub fn mnt(&self) -> PathBuf {
         self.path.join("mnt")
-    }
-
-    /// Every version in its place, or [`StoreError::Damaged`].
-    fn check_versions(&self) -> Result<(), StoreError> {
-        if crate::structure::version_problems(self)?.is_empty() {
-            return Ok(());
-        }
-        // Looked at again once no store operation is under way, so that a
-        // version one moves meanwhile is not taken for a lost one.
-        let _ops = self.ops_lock(false).ok();
-        let problems = crate::structure::version_problems(self)?;
-        if problems.is_empty() {
-            return Ok(());
-        }
-        Err(StoreError::Damaged {
-            name: self.name.to_string(),
-            problems,
-        })
     }
 
     fn needs_recovery(&self) -> bool {
@@ -480,97 +404,4 @@ impl BoxDir {
     pub fn allocated_bytes(&self) -> u64 {
         crate::usage::allocated_bytes(&self.path)
     }
-}
-
-/// Writes `data` to a temporary file beside `path`, syncs it and renames it
-/// over `path`, then syncs the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    replace_file(path, data, true)
-}
-
-/// Replaces `path` by rename, so a reader sees the old or the new content,
-/// never a mix; with `durable`, synced to disk too.
-fn replace_file(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        StoreError::io("write", path)(e)
-    })?;
-    if durable {
-        sync_dir(dir);
-    }
-    Ok(())
-}
-
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Removes `root/rel` (a tree, or one entry), only if every directory on the
-/// way below `root` is a real directory: never through a symlink a layer
-/// holds. `rel` must be plain names. Nothing to remove is not an error.
-pub fn remove_beneath(root: &Path, rel: &Path) -> std::io::Result<()> {
-    let mut cur = root.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    if comps.is_empty()
-        || !comps
-            .iter()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-    {
-        return Ok(());
-    }
-    for c in &comps[..comps.len() - 1] {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(md) if md.is_dir() => {}
-            // Absent, or not a directory: nothing of ours below it.
-            _ => return Ok(()),
-        }
-    }
-    remove_tree(&root.join(rel))
-}
-
-/// Removes a tree that a box wrote, whatever modes its app left on it:
-/// directories are made writable before their entries are removed.
-/// Symlinks are removed, never followed.
-pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    let md = match fs::symlink_metadata(path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if !md.is_dir() {
-        return fs::remove_file(path);
-    }
-    if md.mode() & 0o700 != 0o700 {
-        fs::set_permissions(
-            path,
-            fs::Permissions::from_mode((md.mode() & 0o7777) | 0o700),
-        )?;
-    }
-    for e in fs::read_dir(path)? {
-        remove_tree(&e?.path())?;
-    }
-    fs::remove_dir(path)
 }

@@ -14,6 +14,7 @@ pub mod cut;
 pub mod diff;
 pub mod error;
 pub mod fault;
+mod fsutil;
 pub mod history;
 pub mod home;
 pub mod journal;

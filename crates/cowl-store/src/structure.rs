@@ -12,16 +12,12 @@
 //! there). It reads no layer: a file deleted inside one is found by
 //! `verify`, which re-hashes them all.
 
+use crate::boxdir::{BOX_DIRS, BOX_FILES};
 use crate::{BoxDir, BoxName, Store, StoreError};
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-
-/// The directories every box has, relative to the box directory.
-pub(crate) const BOX_DIRS: [&str; 4] = ["live", "live/work", "versions", "mnt"];
-
-/// The files every box has, relative to the box directory.
-pub(crate) const BOX_FILES: [&str; 2] = ["box.toml", "lock"];
 
 /// What the failed look at `rel` says: missing, or unreadable and why.
 fn problem(rel: &str, e: &io::Error) -> String {
@@ -33,6 +29,56 @@ fn problem(rel: &str, e: &io::Error) -> String {
 }
 
 impl Store {
+    pub(crate) fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
+        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
+        let what = if md.file_type().is_symlink() {
+            Some("a symlink where a directory should be".to_owned())
+        } else if !md.is_dir() {
+            Some("not a directory".to_owned())
+        } else if md.uid() != self.uid() {
+            Some(format!(
+                "owned by uid {} instead of {}",
+                md.uid(),
+                self.uid()
+            ))
+        } else {
+            None
+        };
+        match what {
+            None => Ok(()),
+            Some(what) => Err(StoreError::Tampered {
+                name: name.map(|n| n.to_string()).unwrap_or_else(|| "BOX".into()),
+                path: path.to_owned(),
+                what,
+            }),
+        }
+    }
+
+    pub(crate) fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
+        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
+        let what = if md.file_type().is_symlink() {
+            Some("a symlink where a file should be".to_owned())
+        } else if !md.is_file() {
+            Some("not a regular file".to_owned())
+        } else if md.uid() != self.uid() {
+            Some(format!(
+                "owned by uid {} instead of {}",
+                md.uid(),
+                self.uid()
+            ))
+        } else {
+            None
+        };
+        match what {
+            None => Ok(()),
+            Some(what) => Err(StoreError::Tampered {
+                name: name.to_string(),
+                path: path.to_owned(),
+                what,
+            }),
+        }
+    }
+
     /// The top level of the box directory at `path`: every directory and
     /// file a box has. Returns what is missing or unreadable, as (entry,
     /// problem); an entry that is there but is not what cowl made (a
@@ -131,4 +177,24 @@ pub(crate) fn version_problems(b: &BoxDir) -> Result<Vec<String>, StoreError> {
     }
     found.sort();
     Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+impl BoxDir {
+    /// Every version in its place, or [`StoreError::Damaged`].
+    pub(crate) fn check_versions(&self) -> Result<(), StoreError> {
+        if version_problems(self)?.is_empty() {
+            return Ok(());
+        }
+        // Looked at again once no store operation is under way, so that a
+        // version one moves meanwhile is not taken for a lost one.
+        let _ops = self.ops_lock(false).ok();
+        let problems = version_problems(self)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Damaged {
+            name: self.name().to_string(),
+            problems,
+        })
+    }
 }

@@ -3,7 +3,46 @@
 //! made with the caller's rights, and the lower layer that whites out the
 //! hidden paths.
 
-use super::*;
+use crate::error::SetupError;
+use crate::mountapi::{c, fd_path};
+use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
+use crate::policy::{Durability, Mode};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use libc::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Ids of the caller, for giving new upper directories the rights the caller
+/// has on the host directory they cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Effective uid on the host.
+    pub uid: u32,
+    /// Effective gid on the host.
+    pub gid: u32,
+}
+
+/// The live layer's root, and the directories this start made in it for
+/// the overlays' uppers: if the start fails they are removed again, so a
+/// failed start leaves the live layer as it was.
+pub(super) struct Upper {
+    pub(super) fd: OwnedFd,
+    pub(super) made: std::cell::RefCell<Vec<PathBuf>>,
+}
+
+impl Upper {
+    /// Removes what this start made (deepest first; a directory that holds
+    /// anything stays).
+    pub(super) fn undo(&self) {
+        let mut made = self.made.borrow_mut();
+        made.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for rel in made.iter() {
+            let _ = sys::unlinkat(self.fd.as_raw_fd(), rel, true);
+        }
+        made.clear();
+    }
+}
 
 /// The directories every layer of one start uses: the box's directory,
 /// the live upper, the work directory, an empty directory and the scratch

@@ -9,50 +9,18 @@
 //! RESOLVE_NO_SYMLINKS`, so a layer cannot redirect a mount onto the host.
 
 use crate::error::SetupError;
-use crate::plan::{Base, LayerMount, Plan, SkeletonKind};
-use crate::policy::{Durability, Mode};
+use crate::plan::{Base, Plan, SkeletonKind};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use libc::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 mod layer;
-use layer::{copy_attrs, make_layer, Dirs};
+pub use layer::Caller;
+use layer::{copy_attrs, make_layer, Dirs, Upper};
 
 pub use crate::mountapi::Warn;
-use crate::mountapi::{c, cover, fd_path, new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
-
-/// Ids of the caller, for giving new upper directories the rights the caller
-/// has on the host directory they cover.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller {
-    /// Effective uid on the host.
-    pub uid: u32,
-    /// Effective gid on the host.
-    pub gid: u32,
-}
-
-/// The live layer's root, and the directories this start made in it for
-/// the overlays' uppers: if the start fails they are removed again, so a
-/// failed start leaves the live layer as it was.
-struct Upper {
-    fd: OwnedFd,
-    made: std::cell::RefCell<Vec<PathBuf>>,
-}
-
-impl Upper {
-    /// Removes what this start made (deepest first; a directory that holds
-    /// anything stays).
-    fn undo(&self) {
-        let mut made = self.made.borrow_mut();
-        made.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for rel in made.iter() {
-            let _ = sys::unlinkat(self.fd.as_raw_fd(), rel, true);
-        }
-        made.clear();
-    }
-}
+use crate::mountapi::{cover, new_fs, InRoot, AT_RECURSIVE, OPEN_TREE_CLONE};
 
 /// Builds the root and pivots into it.
 pub fn build(plan: &Plan, caller: Caller, run_id: &str, warn: Warn) -> Result<(), SetupError> {

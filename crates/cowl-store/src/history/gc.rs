@@ -1,7 +1,8 @@
 //! Garbage collection: deleting quarantine entries past an age.
 
 use super::fsops::{mkdir, rename};
-use super::{quarantine, recover};
+use super::quarantine::quarantine;
+use super::recovery::recover;
 use crate::boxdir::{remove_tree, sync_dir};
 use crate::fault::point;
 use crate::{BoxDir, StoreError};

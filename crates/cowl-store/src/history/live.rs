@@ -3,7 +3,7 @@
 //! directories cowl made for mount points, and the note of the files whose
 //! privilege bits cowl stripped from it.
 
-use super::Layout;
+use super::versions::Layout;
 use crate::boxdir::write_atomic;
 use crate::diff::{diff_stacks, layer_paths, ChangeKind, DiffRules};
 use crate::manifest::Totals;

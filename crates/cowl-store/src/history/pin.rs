@@ -1,7 +1,8 @@
 //! Pinning: marking a version (`versions/<n>/pinned`) so that squashes and
 //! retention keep it as it is.
 
-use super::{recover, version_numbers};
+use super::recovery::recover;
+use super::versions::version_numbers;
 use crate::boxdir::write_atomic;
 use crate::{BoxDir, StoreError};
 use std::fs;

@@ -1,7 +1,7 @@
 //! The quarantine of a box: what its rollbacks cut off, one entry per
 //! rollback.
 
-use super::{list_versions, Version};
+use super::versions::{list_versions, Version};
 use crate::{BoxDir, StoreError};
 use std::fs;
 

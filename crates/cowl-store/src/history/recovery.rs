@@ -6,13 +6,36 @@
 
 use super::commit::recover_commit_intent;
 use super::fsops::rename;
-use super::rollback::finish_rollback;
+use super::rollback_moves::finish_rollback;
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::fault::point;
 use crate::manifest::Manifest;
-use crate::{BoxDir, StoreError};
+use crate::{BoxDir, Opened, StoreError};
 use std::fs;
 use std::path::Path;
+
+impl Opened {
+    /// The recovery step: a store operation a crash interrupted (a
+    /// snapshot, commit, rollback, squash, gc or pull) is finished or
+    /// undone under the exclusive operations lock, then the versions are
+    /// checked. This writes to the box only when something was interrupted.
+    pub fn recover(self) -> Result<BoxDir, StoreError> {
+        let b = self.b;
+        if self.interrupted {
+            {
+                let _ops = b.ops_lock(true)?;
+                recover(&b)?;
+            }
+            b.check_versions()?;
+        }
+        Ok(b)
+    }
+
+    /// Whether a crash interrupted a store operation on the box.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+}
 
 /// Finishes or undoes what a crash interrupted. Call under the exclusive
 /// operations lock.

@@ -2,7 +2,8 @@
 
 use super::fsops::{make_movable, mkdir, rename};
 use super::live::{has_content, live_changes, prune_structural, read_stripped};
-use super::{recover, Layout};
+use super::recovery::recover;
+use super::versions::Layout;
 use crate::boxdir::{remove_tree, sync_dir, write_atomic};
 use crate::fault::point;
 use crate::manifest::{scan_layer, Made, Manifest, ManifestBody, Totals};

@@ -2,7 +2,7 @@
 //! (directories, files, links, whiteouts) relative to descriptors of its
 //! parents, and the directory metadata it applies last.
 
-use super::{normalize, stream_error, ImportError, ImportStats};
+use super::bounds::{normalize, stream_error, ImportError, ImportStats};
 use crate::layertar::{parse_pax_time, OPAQUE_MARKER, PAX_XATTR, WHITEOUT_PREFIX};
 use rustix::fs::Timespec;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};

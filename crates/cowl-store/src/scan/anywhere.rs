@@ -4,7 +4,7 @@
 //! in temporary or hidden directories). Their paths are relative to `/`.
 
 use super::engine::{Detail, Kinds, Matcher, Rule, Scope, Subject, Table};
-use super::Severity;
+use super::finding::Severity;
 use std::path::Path;
 
 use Matcher::{
@@ -64,7 +64,7 @@ pub(crate) const REPOSITORIES: Table = Table {
             matcher: All(&[
                 Name("config"),
                 ParentName(".git"),
-                Mentions(super::GIT_EXEC_KEYS),
+                Mentions(super::engine::GIT_EXEC_KEYS),
             ]),
             detail: Detail::Text(
                 "repository configuration that runs commands (hooksPath, fsmonitor, sshCommand, askPass)",

@@ -4,7 +4,7 @@
 //! entry. Content of the layer is read here only, lazily and at most once
 //! per entry.
 
-use super::{Context, Finding, Severity};
+use super::finding::{Context, Finding, Severity};
 use crate::layer::EntryKind;
 use crate::manifest::Entry;
 use std::cell::OnceCell;
@@ -331,3 +331,17 @@ fn read_head(p: &Path, n: usize) -> Vec<u8> {
     }
     buf
 }
+
+/// Keys of git configuration that make git run a command.
+pub(super) const GIT_EXEC_KEYS: &[&[u8]] = &[
+    b"hooksPath",
+    b"hookspath",
+    b"fsmonitor",
+    b"sshCommand",
+    b"sshcommand",
+    b"askPass",
+    b"askpass",
+];
+
+/// The word of environment files that preloads a library into programs.
+pub(super) const LD_PRELOAD: &[&[u8]] = &[b"LD_PRELOAD"];

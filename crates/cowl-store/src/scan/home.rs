@@ -5,7 +5,7 @@
 //! an entry is in; entries outside every home never reach them.
 
 use super::engine::{Detail, Kinds, Matcher, Rule, Scope, Table};
-use super::Severity;
+use super::finding::Severity;
 
 use Matcher::{
     All, AnyOf, DirectlyIn, Is, IsOneOf, Mentions, Name, NameEndsWith, Not, ParentName,
@@ -104,7 +104,7 @@ pub(crate) const RULES: Table = Table {
             id: "persistence.git-config",
             severity: Severity::High,
             kinds: Kinds::Written,
-            matcher: All(&[Is(".gitconfig"), Mentions(super::GIT_EXEC_KEYS)]),
+            matcher: All(&[Is(".gitconfig"), Mentions(super::engine::GIT_EXEC_KEYS)]),
             detail: Detail::Text(
                 "git configuration that runs commands (hooksPath, fsmonitor, sshCommand, askPass)",
             ),
@@ -149,7 +149,7 @@ pub(crate) const RULES: Table = Table {
             kinds: Kinds::Written,
             matcher: All(&[
                 AnyOf(&[Is(".pam_environment"), Under(".config/environment.d")]),
-                Mentions(super::LD_PRELOAD),
+                Mentions(super::engine::LD_PRELOAD),
             ]),
             detail: Detail::Text("LD_PRELOAD in an environment file"),
         },

@@ -4,7 +4,7 @@
 //! under `/etc`. Their paths are relative to `/`.
 
 use super::engine::{Detail, Kinds, Matcher, Rule, Scope, Table};
-use super::Severity;
+use super::finding::Severity;
 
 use Matcher::{All, AnyOf, DirectlyIn, Is, Mentions, ShadowsCommand, Unclaimed, Under};
 use Severity::{Critical, High};
@@ -185,7 +185,7 @@ pub(crate) const RULES: Table = Table {
             kinds: Kinds::Written,
             matcher: All(&[
                 AnyOf(&[Is("etc/environment"), Under("etc/environment.d")]),
-                Mentions(super::LD_PRELOAD),
+                Mentions(super::engine::LD_PRELOAD),
             ]),
             detail: Detail::Text("LD_PRELOAD in a system environment file"),
         },

@@ -8,6 +8,7 @@ use super::*;
 use crate::scan::engine::{Rule, Scope};
 use crate::scan::TABLES;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 /// Every rule of every table, with the scope of its table.
 fn every_rule() -> impl Iterator<Item = (Scope, &'static Rule)> {
