@@ -1,9 +1,12 @@
 //! The sandbox of cowl: namespaces, the overlay view of the host, the
 //! process model and the policy applied before the app runs.
 //!
-//! This is the only crate of cowl with `unsafe` code; every system call goes
-//! through [`sys`]. Nothing here may start a thread: namespaces are
-//! per-process, and the spawn path forks.
+//! This is the only crate of cowl with `unsafe` code. System calls go through
+//! rustix where it has them, wrapped in [`sys`] for the raw descriptors the
+//! callers hold; `sys` uses libc only for what rustix lacks. What stays
+//! `unsafe` elsewhere (fork and exec, signalfd, poll, termios, the seccomp
+//! filter) says why at each block. Nothing here may start a thread:
+//! namespaces are per-process, and the spawn path forks.
 #![deny(missing_docs)]
 
 pub mod dns;

@@ -1,12 +1,27 @@
-//! Thin, safe wrappers over the system calls the sandbox needs, including the
-//! ones libc has no function for (the new mount API, clone3, pidfd).
-//! Each returns `io::Result` with errno; callers add what failed.
+//! Thin, safe wrappers over the system calls the sandbox needs. Where rustix
+//! has the call (openat2, renameat2, the new mount API, pivot_root, pidfd,
+//! fstatfs) the wrapper is rustix's, so no syscall number or kernel struct
+//! is written here; what rustix lacks or makes unsafe (mount_setattr,
+//! setns, unshare, the signal masks, SCM_RIGHTS passing) is a libc call
+//! with its reason. Each returns `io::Result` with errno; callers add what
+//! failed.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount as mnt;
+
+/// A descriptor the caller of a wrapper passed, for the rustix call the
+/// wrapper makes: the caller holds it open for the call (every wrapper
+/// takes the raw descriptors its callers hold), and it lives no longer.
+fn fd<'a>(raw: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: see above; AT_FDCWD is a valid value for the `*at` calls.
+    unsafe { BorrowedFd::borrow_raw(raw) }
+}
 
 /// Turns a -1 return into the current errno.
 pub fn cvt<T: PartialEq + From<i8>>(r: T) -> io::Result<T> {
@@ -28,81 +43,48 @@ pub fn cstr(s: &OsStr) -> io::Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = cvt(fd)?;
-    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// `open(2)` relative to `dir` (or the cwd), returning an owned descriptor.
 pub fn openat(dir: Option<RawFd>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let c = cpath(path)?;
-    // SAFETY: c is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe {
-        libc::openat(
-            dir.unwrap_or(libc::AT_FDCWD),
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode,
-        )
-    };
-    owned(fd as libc::c_long)
+    let oflags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
+    let dir = dir.map_or(rustix::fs::CWD, fd);
+    Ok(rustix::fs::openat(
+        dir,
+        path,
+        oflags,
+        Mode::from_raw_mode(mode),
+    )?)
 }
 
 /// `openat2(2)` with resolve flags.
 pub fn openat2(dir: RawFd, path: &Path, flags: u64, resolve: u64) -> io::Result<OwnedFd> {
-    let c = cpath(path)?;
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: flags | libc::O_CLOEXEC as u64,
-        mode: 0,
+    let oflags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
+    let resolve = rustix::fs::ResolveFlags::from_bits_retain(resolve);
+    Ok(rustix::fs::openat2(
+        fd(dir),
+        path,
+        oflags,
+        Mode::empty(),
         resolve,
-    };
-    // SAFETY: c and how live across the call; the size matches the struct.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    owned(fd)
+    )?)
 }
 
 /// `mkdirat(2)`; an existing entry is not an error.
 pub fn mkdirat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
-    let c = cpath(name)?;
-    // SAFETY: valid C string.
-    match cvt(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r.map(drop),
-    }
+    mkdirat_new(dir, name, mode).map(drop)
 }
 
 /// `mkdirat(2)` that says whether it made the directory (`false`: it existed).
 pub fn mkdirat_new(dir: RawFd, name: &Path, mode: u32) -> io::Result<bool> {
-    let c = cpath(name)?;
-    // SAFETY: valid C string.
-    match cvt(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
-        Err(e) => Err(e),
+    match rustix::fs::mkdirat(fd(dir), name, Mode::from_raw_mode(mode)) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// `symlinkat(2)`.
 pub fn symlinkat(target: &Path, dir: RawFd, name: &Path) -> io::Result<()> {
-    let t = cpath(target)?;
-    let n = cpath(name)?;
-    // SAFETY: valid C strings.
-    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) }).map(drop)
+    Ok(rustix::fs::symlinkat(target, fd(dir), name)?)
 }
 
 /// `renameat2(2)` within one directory pair; `flags`: `RENAME_EXCHANGE`,
@@ -114,85 +96,90 @@ pub fn renameat2(
     to: &Path,
     flags: u32,
 ) -> io::Result<()> {
-    let f = cpath(from)?;
-    let t = cpath(to)?;
-    // SAFETY: valid C strings for the duration of the call.
-    cvt(unsafe { libc::renameat2(from_dir, f.as_ptr(), to_dir, t.as_ptr(), flags) }).map(drop)
+    let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
+    Ok(rustix::fs::renameat_with(
+        fd(from_dir),
+        from,
+        fd(to_dir),
+        to,
+        flags,
+    )?)
 }
 
 /// `unlinkat(2)`; `dir_entry`: remove an (empty) directory.
 pub fn unlinkat(dir: RawFd, name: &Path, dir_entry: bool) -> io::Result<()> {
-    let c = cpath(name)?;
-    let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::unlinkat(dir, c.as_ptr(), flags) }).map(drop)
+    let flags = if dir_entry {
+        rustix::fs::AtFlags::REMOVEDIR
+    } else {
+        rustix::fs::AtFlags::empty()
+    };
+    Ok(rustix::fs::unlinkat(fd(dir), name, flags)?)
 }
 
 /// `mkfifoat(3)`.
 pub fn mkfifoat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
-    let c = cpath(name)?;
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::mkfifoat(dir, c.as_ptr(), mode) }).map(drop)
+    let fifo = rustix::fs::FileType::Fifo;
+    Ok(rustix::fs::mknodat(
+        fd(dir),
+        name,
+        fifo,
+        Mode::from_raw_mode(mode),
+        0,
+    )?)
 }
 
 /// What `fstatat(2)` says of `name` in `dir`, not following a symlink:
 /// `(mode, size, mtime seconds, mtime nanoseconds, inode, device)`.
 pub fn lstatat(dir: RawFd, name: &Path) -> io::Result<(u32, u64, i64, i64, u64, u64)> {
-    let c = cpath(name)?;
-    // SAFETY: stat is plain data; zeroed is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and a stat buffer we own.
-    cvt(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    let st = rustix::fs::statat(fd(dir), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
     Ok((
         st.st_mode,
         st.st_size as u64,
         st.st_mtime,
-        st.st_mtime_nsec,
+        st.st_mtime_nsec as i64,
         st.st_ino,
         st.st_dev,
     ))
 }
 
 /// `futimens(2)`: sets the access and modification times.
-pub fn futimens(fd: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
-    let t = libc::timespec {
-        tv_sec: sec as libc::time_t,
+pub fn futimens(of: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
+    let t = rustix::fs::Timespec {
+        tv_sec: sec,
         tv_nsec: nsec as _,
     };
-    let times = [t, t];
-    // SAFETY: two timespecs, as the call reads.
-    cvt(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)
+    let times = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    Ok(rustix::fs::futimens(fd(of), &times)?)
 }
 
 /// `readlinkat(2)`.
 pub fn readlinkat(dir: RawFd, name: &Path) -> io::Result<std::path::PathBuf> {
-    let c = cpath(name)?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: the buffer is ours and its length is passed.
-    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let n = cvt(n)? as usize;
-    buf.truncate(n);
+    let target = rustix::fs::readlinkat(fd(dir), name, Vec::new())?;
     Ok(std::path::PathBuf::from(
-        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf),
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(target.into_bytes()),
     ))
 }
 
 /// `fsync(2)`.
-pub fn fsync(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor.
-    cvt(unsafe { libc::fsync(fd) }).map(drop)
+pub fn fsync(of: RawFd) -> io::Result<()> {
+    Ok(rustix::fs::fsync(fd(of))?)
 }
 
 /// `fchmod(2)`.
-pub fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor.
-    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
+pub fn fchmod(of: RawFd, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(fd(of), Mode::from_raw_mode(mode))?)
 }
 
 /// `fchown(2)`.
-pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor.
-    cvt(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+pub fn fchown(of: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    );
+    Ok(rustix::fs::fchown(fd(of), Some(uid), Some(gid))?)
 }
 
 /// `mount(2)` with optional source, type and data.
@@ -230,14 +217,7 @@ pub fn umount2(target: &Path, flags: i32) -> io::Result<()> {
 
 /// `fsopen(2)`.
 pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: valid C string; FSOPEN_CLOEXEC is the only flag.
-    owned(unsafe {
-        libc::syscall(
-            libc::SYS_fsopen,
-            fstype.as_ptr(),
-            1, /* FSOPEN_CLOEXEC */
-        )
-    })
+    Ok(mnt::fsopen(fstype, mnt::FsOpenFlags::FSOPEN_CLOEXEC)?)
 }
 
 /// The `fsconfig(2)` commands cowl uses.
@@ -247,59 +227,48 @@ pub const FSCONFIG_SET_STRING: u32 = 1;
 /// Create the superblock.
 pub const FSCONFIG_CMD_CREATE: u32 = 6;
 
-/// `fsconfig(2)`.
+/// `fsconfig(2)`: one of the commands above.
 pub fn fsconfig(fs: RawFd, cmd: u32, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
-    let k = key.map_or(std::ptr::null(), |k| k.as_ptr());
-    let v = value.map_or(std::ptr::null(), |v| v.as_ptr());
-    // SAFETY: key and value are NULL or valid C strings; aux is 0.
-    cvt(unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, k, v, 0) }).map(drop)
+    let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
+    match (cmd, key, value) {
+        (FSCONFIG_SET_FLAG, Some(k), None) => Ok(mnt::fsconfig_set_flag(fd(fs), k)?),
+        (FSCONFIG_SET_STRING, Some(k), Some(v)) => Ok(mnt::fsconfig_set_string(fd(fs), k, v)?),
+        (FSCONFIG_CMD_CREATE, None, None) => Ok(mnt::fsconfig_create(fd(fs))?),
+        _ => Err(invalid()),
+    }
 }
 
 /// `fsmount(2)` with mount attributes.
 pub fn fsmount(fs: RawFd, attrs: u64) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; FSMOUNT_CLOEXEC = 1.
-    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs, 1, attrs) })
+    let attrs = mnt::MountAttrFlags::from_bits_retain(attrs as u32);
+    Ok(mnt::fsmount(
+        fd(fs),
+        mnt::FsMountFlags::FSMOUNT_CLOEXEC,
+        attrs,
+    )?)
 }
 
 /// `open_tree(2)`.
 pub fn open_tree(dir: RawFd, path: &Path, flags: u32) -> io::Result<OwnedFd> {
-    let c = cpath(path)?;
-    // SAFETY: valid C string.
-    owned(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            dir,
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC as u32,
-        )
-    })
+    let flags = mnt::OpenTreeFlags::from_bits_retain(flags) | mnt::OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    Ok(mnt::open_tree(fd(dir), path, flags)?)
 }
 
 /// `move_mount(2)` of a mount descriptor onto the object `to` refers to.
 pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
-    let empty = c"";
-    // SAFETY: empty C strings with the EMPTY_PATH flags name the descriptors themselves.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            from,
-            empty.as_ptr(),
-            to,
-            empty.as_ptr(),
-            0x4 | 0x40, /* MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH */
-        )
-    })
-    .map(drop)
+    let flags =
+        mnt::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | mnt::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    Ok(mnt::move_mount(fd(from), c"", fd(to), c"", flags)?)
 }
 
 /// Mount attribute: read-only.
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_RDONLY: u64 = mnt::MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64;
 /// Mount attribute: ignore setuid and file capabilities.
-pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NOSUID: u64 = mnt::MountAttrFlags::MOUNT_ATTR_NOSUID.bits() as u64;
 /// Mount attribute: no device files.
-pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NODEV: u64 = mnt::MountAttrFlags::MOUNT_ATTR_NODEV.bits() as u64;
 /// Mount attribute: no execution.
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_NOEXEC: u64 = mnt::MountAttrFlags::MOUNT_ATTR_NOEXEC.bits() as u64;
 
 #[repr(C)]
 struct MountAttr {
@@ -339,45 +308,35 @@ pub fn mount_setattr(fd: RawFd, set: u64, recursive: bool) -> io::Result<()> {
 
 /// `pivot_root(2)`.
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
-    let n = cpath(new_root)?;
-    let o = cpath(put_old)?;
-    // SAFETY: valid C strings.
-    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).map(drop)
+    Ok(rustix::process::pivot_root(new_root, put_old)?)
 }
 
 /// `chdir(2)`.
 pub fn chdir(p: &Path) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::chdir(c.as_ptr()) }).map(drop)
+    Ok(rustix::process::chdir(p)?)
 }
 
 /// `fchdir(2)`.
-pub fn fchdir(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain syscall.
-    cvt(unsafe { libc::fchdir(fd) }).map(drop)
+pub fn fchdir(dir: RawFd) -> io::Result<()> {
+    Ok(rustix::process::fchdir(fd(dir))?)
 }
 
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// `pidfd_send_signal(2)`: a signal to the process the descriptor names,
 /// never to a later process that reused its pid.
-pub fn pidfd_send_signal(fd: RawFd, sig: i32) -> io::Result<()> {
-    // SAFETY: plain syscall; no siginfo.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd,
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })
-    .map(drop)
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+    let sig = rustix::process::Signal::from_named_raw(sig)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_send_signal(fd(pidfd), sig)?)
 }
 
 /// Blocks `sigs` in this thread; returns the mask before.
@@ -421,12 +380,8 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
 }
 
 /// `fstatfs(2)`'s filesystem magic.
-pub fn fs_magic(fd: RawFd) -> io::Result<i64> {
-    // SAFETY: statfs is plain data; zeroed is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid out-pointer.
-    cvt(unsafe { libc::fstatfs(fd, &mut st) })?;
-    Ok(st.f_type as i64)
+pub fn fs_magic(of: RawFd) -> io::Result<i64> {
+    Ok(rustix::fs::fstatfs(fd(of))?.f_type as i64)
 }
 
 /// The effective uid.

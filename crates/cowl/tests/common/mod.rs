@@ -3,6 +3,9 @@
 //! tree to prove the box left it unchanged.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mirror;
+pub mod net;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
