@@ -29,54 +29,43 @@ fn problem(rel: &str, e: &io::Error) -> String {
 }
 
 impl Store {
+    /// `path` is a directory cowl made: not a symlink, owned by the store's
+    /// user. Otherwise the box is tampered with (`name`; none: the store).
     pub(crate) fn check_dir(&self, name: Option<&BoxName>, path: &Path) -> Result<(), StoreError> {
-        let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
-        let what = if md.file_type().is_symlink() {
-            Some("a symlink where a directory should be".to_owned())
-        } else if !md.is_dir() {
-            Some("not a directory".to_owned())
-        } else if md.uid() != self.uid() {
-            Some(format!(
-                "owned by uid {} instead of {}",
-                md.uid(),
-                self.uid()
-            ))
-        } else {
-            None
-        };
-        match what {
-            None => Ok(()),
-            Some(what) => Err(StoreError::Tampered {
-                name: name.map(|n| n.to_string()).unwrap_or_else(|| "BOX".into()),
-                path: path.to_owned(),
-                what,
-            }),
-        }
+        self.check_made(name, path, true)
     }
 
+    /// `path` is a regular file cowl made, as `check_dir` checks.
     pub(crate) fn check_file(&self, name: &BoxName, path: &Path) -> Result<(), StoreError> {
+        self.check_made(Some(name), path, false)
+    }
+
+    fn check_made(&self, name: Option<&BoxName>, path: &Path, dir: bool) -> Result<(), StoreError> {
         let md = fs::symlink_metadata(path).map_err(StoreError::io("stat", path))?;
-        let what = if md.file_type().is_symlink() {
-            Some("a symlink where a file should be".to_owned())
-        } else if !md.is_file() {
-            Some("not a regular file".to_owned())
-        } else if md.uid() != self.uid() {
-            Some(format!(
-                "owned by uid {} instead of {}",
-                md.uid(),
-                self.uid()
-            ))
+        let (kind, is_kind) = if dir {
+            ("a directory", md.is_dir())
         } else {
-            None
+            ("a file", md.is_file())
         };
-        match what {
-            None => Ok(()),
-            Some(what) => Err(StoreError::Tampered {
-                name: name.to_string(),
-                path: path.to_owned(),
-                what,
-            }),
-        }
+        let what = if md.file_type().is_symlink() {
+            format!("a symlink where {kind} should be")
+        } else if !is_kind {
+            (if dir {
+                "not a directory"
+            } else {
+                "not a regular file"
+            })
+            .to_owned()
+        } else if md.uid() != self.uid() {
+            format!("owned by uid {} instead of {}", md.uid(), self.uid())
+        } else {
+            return Ok(());
+        };
+        Err(StoreError::Tampered {
+            name: name.map(|n| n.to_string()).unwrap_or_else(|| "BOX".into()),
+            path: path.to_owned(),
+            what,
+        })
     }
 
     /// The top level of the box directory at `path`: every directory and
