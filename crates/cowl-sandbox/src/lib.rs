@@ -1,12 +1,15 @@
 //! The sandbox of cowl: namespaces, the overlay view of the host, the
 //! process model and the policy applied before the app runs.
 //!
-//! This is the only crate of cowl with `unsafe` code. System calls go through
-//! rustix where it has them, wrapped in [`sys`] for the raw descriptors the
-//! callers hold; `sys` uses libc only for what rustix lacks. What stays
-//! `unsafe` elsewhere (fork and exec, signalfd, poll, termios, the seccomp
-//! filter) says why at each block. Nothing here may start a thread:
-//! namespaces are per-process, and the spawn path forks.
+//! This is the only crate of cowl with `unsafe` code. [`sys`] wraps the
+//! system calls the view is built with: the file calls, the new mount API,
+//! pivot_root and pidfd through rustix, the rest still through libc. Other
+//! modules still call libc directly for the process model (fork, exec,
+//! waitpid, sessions and process groups, signalfd, termios, rlimits,
+//! capabilities, close_range, the seccomp filter, Landlock's and the
+//! network's ioctls); every `unsafe` block says what makes it sound.
+//! Nothing here may start a thread: namespaces are per-process, and the
+//! spawn path forks.
 #![deny(missing_docs)]
 
 pub mod dns;

@@ -1,6 +1,6 @@
 //! The box's /etc/resolv.conf in the network modes with a namespace of
 //! their own (`none`, `proxy`): it names the box's resolver on 127.0.0.1
-//! (the `resolver` module). cowl writes it on the box's scratch filesystem
+//! ([`crate::resolver`]). cowl writes it on the box's scratch filesystem
 //! and binds it read-only over whatever the box's view has at
 //! /etc/resolv.conf: the host's file, a symlink of the host's (to
 //! systemd-resolved's stub file, say), or a file bind-mounted there. So

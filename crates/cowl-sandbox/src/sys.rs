@@ -1,10 +1,12 @@
-//! Thin, safe wrappers over the system calls the sandbox needs. Where rustix
-//! has the call (openat2, renameat2, the new mount API, pivot_root, pidfd,
-//! fstatfs) the wrapper is rustix's, so no syscall number or kernel struct
-//! is written here; what rustix lacks or makes unsafe (mount_setattr,
-//! setns, unshare, the signal masks, SCM_RIGHTS passing) is a libc call
-//! with its reason. Each returns `io::Result` with errno; callers add what
-//! failed.
+//! Thin, safe wrappers over the system calls the sandbox needs. The file
+//! calls (openat, openat2, renameat2, the `*at` family, fsync, fchmod,
+//! fchown, futimens, fstatfs), the new mount API, pivot_root, chdir and
+//! pidfd go through rustix, so no syscall number or kernel struct is
+//! written here but `mount_setattr`'s, which rustix lacks. The others
+//! (mount, umount2, setns, unshare, kill, the signal masks, read, write,
+//! poll, the socket pair and SCM_RIGHTS passing) are still libc calls,
+//! each `unsafe` block with what makes it sound. Each returns `io::Result`
+//! with errno; callers add what failed.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -17,10 +19,15 @@ use rustix::mount as mnt;
 
 /// A descriptor the caller of a wrapper passed, for the rustix call the
 /// wrapper makes: the caller holds it open for the call (every wrapper
-/// takes the raw descriptors its callers hold), and it lives no longer.
-fn fd<'a>(raw: RawFd) -> BorrowedFd<'a> {
+/// takes the raw descriptors its callers hold), and it lives no longer. A
+/// negative number other than `AT_FDCWD` is no descriptor: `EBADF`, as the
+/// kernel would say.
+fn fd<'a>(raw: RawFd) -> io::Result<BorrowedFd<'a>> {
+    if raw < 0 && raw != libc::AT_FDCWD {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
     // SAFETY: see above; AT_FDCWD is a valid value for the `*at` calls.
-    unsafe { BorrowedFd::borrow_raw(raw) }
+    Ok(unsafe { BorrowedFd::borrow_raw(raw) })
 }
 
 /// Turns a -1 return into the current errno.
@@ -46,7 +53,10 @@ pub fn cstr(s: &OsStr) -> io::Result<CString> {
 /// `open(2)` relative to `dir` (or the cwd), returning an owned descriptor.
 pub fn openat(dir: Option<RawFd>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let oflags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
-    let dir = dir.map_or(rustix::fs::CWD, fd);
+    let dir = match dir {
+        Some(d) => fd(d)?,
+        None => rustix::fs::CWD,
+    };
     Ok(rustix::fs::openat(
         dir,
         path,
@@ -60,7 +70,7 @@ pub fn openat2(dir: RawFd, path: &Path, flags: u64, resolve: u64) -> io::Result<
     let oflags = OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC;
     let resolve = rustix::fs::ResolveFlags::from_bits_retain(resolve);
     Ok(rustix::fs::openat2(
-        fd(dir),
+        fd(dir)?,
         path,
         oflags,
         Mode::empty(),
@@ -75,7 +85,7 @@ pub fn mkdirat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
 
 /// `mkdirat(2)` that says whether it made the directory (`false`: it existed).
 pub fn mkdirat_new(dir: RawFd, name: &Path, mode: u32) -> io::Result<bool> {
-    match rustix::fs::mkdirat(fd(dir), name, Mode::from_raw_mode(mode)) {
+    match rustix::fs::mkdirat(fd(dir)?, name, Mode::from_raw_mode(mode)) {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::EXIST) => Ok(false),
         Err(e) => Err(e.into()),
@@ -84,7 +94,7 @@ pub fn mkdirat_new(dir: RawFd, name: &Path, mode: u32) -> io::Result<bool> {
 
 /// `symlinkat(2)`.
 pub fn symlinkat(target: &Path, dir: RawFd, name: &Path) -> io::Result<()> {
-    Ok(rustix::fs::symlinkat(target, fd(dir), name)?)
+    Ok(rustix::fs::symlinkat(target, fd(dir)?, name)?)
 }
 
 /// `renameat2(2)` within one directory pair; `flags`: `RENAME_EXCHANGE`,
@@ -98,9 +108,9 @@ pub fn renameat2(
 ) -> io::Result<()> {
     let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
     Ok(rustix::fs::renameat_with(
-        fd(from_dir),
+        fd(from_dir)?,
         from,
-        fd(to_dir),
+        fd(to_dir)?,
         to,
         flags,
     )?)
@@ -113,14 +123,14 @@ pub fn unlinkat(dir: RawFd, name: &Path, dir_entry: bool) -> io::Result<()> {
     } else {
         rustix::fs::AtFlags::empty()
     };
-    Ok(rustix::fs::unlinkat(fd(dir), name, flags)?)
+    Ok(rustix::fs::unlinkat(fd(dir)?, name, flags)?)
 }
 
 /// `mkfifoat(3)`.
 pub fn mkfifoat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
     let fifo = rustix::fs::FileType::Fifo;
     Ok(rustix::fs::mknodat(
-        fd(dir),
+        fd(dir)?,
         name,
         fifo,
         Mode::from_raw_mode(mode),
@@ -131,7 +141,7 @@ pub fn mkfifoat(dir: RawFd, name: &Path, mode: u32) -> io::Result<()> {
 /// What `fstatat(2)` says of `name` in `dir`, not following a symlink:
 /// `(mode, size, mtime seconds, mtime nanoseconds, inode, device)`.
 pub fn lstatat(dir: RawFd, name: &Path) -> io::Result<(u32, u64, i64, i64, u64, u64)> {
-    let st = rustix::fs::statat(fd(dir), name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = rustix::fs::statat(fd(dir)?, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
     Ok((
         st.st_mode,
         st.st_size as u64,
@@ -152,12 +162,12 @@ pub fn futimens(of: RawFd, sec: i64, nsec: i64) -> io::Result<()> {
         last_access: t,
         last_modification: t,
     };
-    Ok(rustix::fs::futimens(fd(of), &times)?)
+    Ok(rustix::fs::futimens(fd(of)?, &times)?)
 }
 
 /// `readlinkat(2)`.
 pub fn readlinkat(dir: RawFd, name: &Path) -> io::Result<std::path::PathBuf> {
-    let target = rustix::fs::readlinkat(fd(dir), name, Vec::new())?;
+    let target = rustix::fs::readlinkat(fd(dir)?, name, Vec::new())?;
     Ok(std::path::PathBuf::from(
         <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(target.into_bytes()),
     ))
@@ -165,21 +175,20 @@ pub fn readlinkat(dir: RawFd, name: &Path) -> io::Result<std::path::PathBuf> {
 
 /// `fsync(2)`.
 pub fn fsync(of: RawFd) -> io::Result<()> {
-    Ok(rustix::fs::fsync(fd(of))?)
+    Ok(rustix::fs::fsync(fd(of)?)?)
 }
 
 /// `fchmod(2)`.
 pub fn fchmod(of: RawFd, mode: u32) -> io::Result<()> {
-    Ok(rustix::fs::fchmod(fd(of), Mode::from_raw_mode(mode))?)
+    Ok(rustix::fs::fchmod(fd(of)?, Mode::from_raw_mode(mode))?)
 }
 
 /// `fchown(2)`.
 pub fn fchown(of: RawFd, uid: u32, gid: u32) -> io::Result<()> {
-    let (uid, gid) = (
-        rustix::fs::Uid::from_raw(uid),
-        rustix::fs::Gid::from_raw(gid),
-    );
-    Ok(rustix::fs::fchown(fd(of), Some(uid), Some(gid))?)
+    // -1, as for the libc call: that id is left as it is.
+    let uid = (uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(uid));
+    let gid = (gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(gid));
+    Ok(rustix::fs::fchown(fd(of)?, uid, gid)?)
 }
 
 /// `mount(2)` with optional source, type and data.
@@ -231,9 +240,9 @@ pub const FSCONFIG_CMD_CREATE: u32 = 6;
 pub fn fsconfig(fs: RawFd, cmd: u32, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
     let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
     match (cmd, key, value) {
-        (FSCONFIG_SET_FLAG, Some(k), None) => Ok(mnt::fsconfig_set_flag(fd(fs), k)?),
-        (FSCONFIG_SET_STRING, Some(k), Some(v)) => Ok(mnt::fsconfig_set_string(fd(fs), k, v)?),
-        (FSCONFIG_CMD_CREATE, None, None) => Ok(mnt::fsconfig_create(fd(fs))?),
+        (FSCONFIG_SET_FLAG, Some(k), None) => Ok(mnt::fsconfig_set_flag(fd(fs)?, k)?),
+        (FSCONFIG_SET_STRING, Some(k), Some(v)) => Ok(mnt::fsconfig_set_string(fd(fs)?, k, v)?),
+        (FSCONFIG_CMD_CREATE, None, None) => Ok(mnt::fsconfig_create(fd(fs)?)?),
         _ => Err(invalid()),
     }
 }
@@ -242,7 +251,7 @@ pub fn fsconfig(fs: RawFd, cmd: u32, key: Option<&CStr>, value: Option<&CStr>) -
 pub fn fsmount(fs: RawFd, attrs: u64) -> io::Result<OwnedFd> {
     let attrs = mnt::MountAttrFlags::from_bits_retain(attrs as u32);
     Ok(mnt::fsmount(
-        fd(fs),
+        fd(fs)?,
         mnt::FsMountFlags::FSMOUNT_CLOEXEC,
         attrs,
     )?)
@@ -251,14 +260,14 @@ pub fn fsmount(fs: RawFd, attrs: u64) -> io::Result<OwnedFd> {
 /// `open_tree(2)`.
 pub fn open_tree(dir: RawFd, path: &Path, flags: u32) -> io::Result<OwnedFd> {
     let flags = mnt::OpenTreeFlags::from_bits_retain(flags) | mnt::OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    Ok(mnt::open_tree(fd(dir), path, flags)?)
+    Ok(mnt::open_tree(fd(dir)?, path, flags)?)
 }
 
 /// `move_mount(2)` of a mount descriptor onto the object `to` refers to.
 pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     let flags =
         mnt::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | mnt::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
-    Ok(mnt::move_mount(fd(from), c"", fd(to), c"", flags)?)
+    Ok(mnt::move_mount(fd(from)?, c"", fd(to)?, c"", flags)?)
 }
 
 /// Mount attribute: read-only.
@@ -318,13 +327,15 @@ pub fn chdir(p: &Path) -> io::Result<()> {
 
 /// `fchdir(2)`.
 pub fn fchdir(dir: RawFd) -> io::Result<()> {
-    Ok(rustix::process::fchdir(fd(dir))?)
+    Ok(rustix::process::fchdir(fd(dir)?)?)
 }
 
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(pid)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pid = (pid > 0)
+        .then(|| rustix::process::Pid::from_raw(pid))
+        .flatten()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     Ok(rustix::process::pidfd_open(
         pid,
         rustix::process::PidfdFlags::empty(),
@@ -336,7 +347,7 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
     let sig = rustix::process::Signal::from_named_raw(sig)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok(rustix::process::pidfd_send_signal(fd(pidfd), sig)?)
+    Ok(rustix::process::pidfd_send_signal(fd(pidfd)?, sig)?)
 }
 
 /// Blocks `sigs` in this thread; returns the mask before.
@@ -381,7 +392,7 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
 
 /// `fstatfs(2)`'s filesystem magic.
 pub fn fs_magic(of: RawFd) -> io::Result<i64> {
-    Ok(rustix::fs::fstatfs(fd(of))?.f_type as i64)
+    Ok(rustix::fs::fstatfs(fd(of)?)?.f_type as i64)
 }
 
 /// The effective uid.
@@ -545,5 +556,40 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
         Ok(0)
     } else {
         Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A number that is no descriptor is an error of the call, as the
+    /// kernel's would be, never a borrowed descriptor (-1 cannot be one).
+    #[test]
+    fn a_negative_descriptor_is_ebadf_not_a_panic() {
+        for bad in [-1, -2, i32::MIN] {
+            assert_eq!(fsync(bad).unwrap_err().raw_os_error(), Some(libc::EBADF));
+            assert_eq!(
+                fchmod(bad, 0o644).unwrap_err().raw_os_error(),
+                Some(libc::EBADF)
+            );
+            let e = mkdirat(bad, Path::new("x"), 0o700).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        }
+        // AT_FDCWD is the working directory for the `*at` calls.
+        let e = lstatat(libc::AT_FDCWD, Path::new("/nonexistent-cowl-test")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn pidfd_open_refuses_pids_that_name_no_process() {
+        for pid in [0, -1, -5] {
+            assert_eq!(
+                pidfd_open(pid).unwrap_err().raw_os_error(),
+                Some(libc::EINVAL)
+            );
+        }
+        assert!(pidfd_open(std::process::id() as i32).is_ok());
     }
 }

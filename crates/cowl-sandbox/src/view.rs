@@ -1,8 +1,8 @@
 //! What a box's view is made of: its placements (an overlay of a host
 //! directory, a skeleton, a read-only bind), the skeletons' entries, and the
 //! path helpers the planning steps share. Plain data: `plan` resolves a
-//! spec into these, `placement` and `hidden` decide them, and none of them
-//! imports the others' steps.
+//! spec into these with the steps of `placement` and `hidden`, which import
+//! this and not `plan`.
 
 use serde::Serialize;
 use std::path::{Component, Path, PathBuf};

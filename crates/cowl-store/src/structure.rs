@@ -1,5 +1,6 @@
-//! What every box directory holds, and the cheap check, made each time a box
-//! is opened, that none of it is missing.
+//! The cheap check, made each time a box is opened, that nothing of what
+//! every box directory holds (`boxdir::BOX_DIRS`, `BOX_FILES`) is missing,
+//! and that what is there is what cowl made.
 //!
 //! A box whose directory was half deleted (an `rm -rf` that stopped at a
 //! read-only directory of a layer) or damaged by hand is *damaged*: no

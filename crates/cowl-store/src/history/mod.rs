@@ -6,11 +6,13 @@
 //! undoes whatever a crash interrupted, so `kill -9` at any step leaves a box
 //! that opens, verifies, and has lost no version that was complete.
 //!
-//! This file holds the shared types ([`Version`], [`Layout`]), the box's
-//! history paths and the listing of its versions. Each operation has a file
-//! of its own: `lock` (the operations lock), `pin`, `live` (what the live
+//! This file only declares and re-exports. `versions` holds the shared types
+//! ([`Version`], [`Layout`]), the box's history paths and the listing of its
+//! versions. Each operation has a file of its own: `lock` (the operations
+//! lock), `pin`, `live` (what the live
 //! layer holds), `snapshot`, `commit` (a commit's version and its note of
-//! intent), `pulled` (versions a mirror gives), `rollback`, `quarantine`
+//! intent), `pulled` (versions a mirror gives), `rollback` (its moves, which
+//! recovery finishes too, in `rollback_moves`), `quarantine`
 //! (listing it), `gc`, `recovery` (which
 //! also puts a ready squash in place, for `crate::squash` and itself alike)
 //! and `verify`; `fsops` holds the renames and directory making they share.
